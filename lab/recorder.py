@@ -1,0 +1,146 @@
+"""Where every client reports what arrived: latency, gaps and duplicates.
+
+All transports hand their events to an ``ArrivalRecorder``. Because the
+clients run in the same process as the server that stamped ``sent_ns``, and
+both read ``time.monotonic_ns()``, ``latency = received_ns - sent_ns`` is
+exact. Sequence numbers make loss and duplication visible: a seq seen twice is
+a duplicate, a seq never seen below the highest one seen is lost.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from servers.events import Event
+
+
+@dataclass(frozen=True)
+class Arrival:
+    seq: int
+    type: str
+    latency_ms: float
+    received_ns: int
+    duplicate: bool
+
+
+Listener = Callable[[Arrival], None]
+
+
+class ArrivalRecorder:
+    """Thread-safe record of the events one client received.
+
+    ``first_seq`` is the first sequence number this client is expected to
+    see (a client that joins late starts higher), so events from before it
+    joined are not counted as lost.
+    """
+
+    def __init__(self, name: str = "client", first_seq: int = 1) -> None:
+        self.name = name
+        self.first_seq = first_seq
+        self._lock = threading.Lock()
+        self._seen: set[int] = set()
+        self._arrivals: list[Arrival] = []
+        self._listeners: list[Listener] = []
+
+    def record(self, event: Event, received_ns: int | None = None) -> Arrival:
+        received_ns = time.monotonic_ns() if received_ns is None else received_ns
+        with self._lock:
+            duplicate = event.seq in self._seen
+            self._seen.add(event.seq)
+            arrival = Arrival(
+                event.seq,
+                event.type,
+                (received_ns - event.sent_ns) / 1e6,
+                received_ns,
+                duplicate,
+            )
+            self._arrivals.append(arrival)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(arrival)
+        return arrival
+
+    def add_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    # -- what the counters show ------------------------------------------------
+    @property
+    def received(self) -> int:
+        """Every arrival, duplicates included."""
+        with self._lock:
+            return len(self._arrivals)
+
+    @property
+    def unique(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    @property
+    def duplicates(self) -> int:
+        with self._lock:
+            return len(self._arrivals) - len(self._seen)
+
+    @property
+    def highest_seq(self) -> int:
+        with self._lock:
+            return max(self._seen, default=self.first_seq - 1)
+
+    def missing(self, up_to: int | None = None) -> list[int]:
+        """Sequence numbers never received, from ``first_seq`` to ``up_to``
+        (default: the highest received, i.e. the gaps)."""
+        with self._lock:
+            top = max(self._seen, default=self.first_seq - 1) if up_to is None else up_to
+            return [s for s in range(self.first_seq, top + 1) if s not in self._seen]
+
+    def lost(self, sent: int | None = None) -> int:
+        """How many events never arrived. Pass ``sent`` (the last seq sent)
+        to count the tail too, not only gaps below the highest seen."""
+        return len(self.missing(sent))
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        with self._lock:
+            return list(self._arrivals)
+
+    def latencies_ms(self) -> list[float]:
+        """Latency of each event's first arrival (duplicates left out)."""
+        return [a.latency_ms for a in self.arrivals if not a.duplicate]
+
+    def median_latency_ms(self) -> float | None:
+        values = self.latencies_ms()
+        return statistics.median(values) if values else None
+
+    def wait_for(self, seq: int, timeout: float = 5.0) -> bool:
+        """Block until ``seq`` (and every seq before it) has arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.highest_seq >= seq and not self.missing(seq):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seen.clear()
+            self._arrivals.clear()
+
+    def summary(self) -> dict:
+        lat = self.latencies_ms()
+        return {
+            "client": self.name,
+            "received": self.received,
+            "unique": self.unique,
+            "duplicates": self.duplicates,
+            "lost": self.lost(),
+            "median_latency_ms": statistics.median(lat) if lat else None,
+        }

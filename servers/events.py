@@ -1,0 +1,102 @@
+"""The one event every transport carries, and the bounded log that replays it.
+
+An event is stamped once, when it is published: a sequence number (1, 2, 3...
+per server) and ``sent_ns`` from ``time.monotonic_ns()``. The clients run in
+the same process, so they read the same monotonic clock and the latency they
+compute (``received_ns - sent_ns``) is exact, not an estimate across machines.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event, as every transport sends it (JSON on the wire)."""
+
+    seq: int
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    sent_ns: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        # Compact separators: the bytes-on-the-wire numbers should not be
+        # inflated by pretty-printing.
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        try:
+            return cls(
+                seq=int(data["seq"]),
+                type=str(data["type"]),
+                payload=dict(data.get("payload") or {}),
+                sent_ns=int(data.get("sent_ns", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an event: {data!r} ({exc})") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Event:
+        return cls.from_dict(json.loads(text))
+
+
+class EventLog:
+    """Numbers events and keeps the last ``capacity`` of them for replay.
+
+    Thread-safe: a widget callback on the kernel thread may append while the
+    server thread reads. ``since(seq)`` is what long polling, SSE
+    ``Last-Event-ID`` and WebSocket resume all use: it says whether the
+    caller missed events that have already fallen out of the buffer.
+    """
+
+    def __init__(self, capacity: int = 1000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._last_seq = 0
+        self._lock = threading.Lock()
+
+    @property
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._last_seq
+
+    def append(self, type: str, payload: dict[str, Any] | None = None) -> Event:
+        with self._lock:
+            self._last_seq += 1
+            event = Event(self._last_seq, type, dict(payload or {}), time.monotonic_ns())
+            self._events.append(event)
+            return event
+
+    def since(self, seq: int) -> tuple[list[Event], bool]:
+        """Events after ``seq``, and whether some of them are already gone.
+
+        Raises ``ValueError`` for a negative ``seq`` or one from the future:
+        a cursor the server never handed out is a client bug to report, not
+        something to paper over.
+        """
+        with self._lock:
+            if seq < 0:
+                raise ValueError(f"sequence number {seq} is negative")
+            if seq > self._last_seq:
+                raise ValueError(
+                    f"sequence number {seq} is in the future (last is {self._last_seq})"
+                )
+            oldest = self._events[0].seq if self._events else self._last_seq + 1
+            truncated = seq + 1 < oldest
+            return [e for e in self._events if e.seq > seq], truncated
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._events)
