@@ -138,9 +138,13 @@ class NDJSONStreamClient(BackgroundClient):
 
     name = "push-stream"
 
-    def __init__(self, base_url: str, path: str = "/stream/ndjson", **kwargs) -> None:
+    def __init__(
+        self, base_url: str, path: str = "/stream/ndjson", reconnect_delay: float = 0.2, **kwargs
+    ) -> None:
         super().__init__(base_url, **kwargs)
         self.path = path
+        self.reconnect_delay = reconnect_delay
+        self.connections = 0
         self.notices: list[dict] = []
         self._response: requests.Response | None = None
 
@@ -153,6 +157,7 @@ class NDJSONStreamClient(BackgroundClient):
             timeout=(5, None),
         ) as resp:
             resp.raise_for_status()
+            self.connections += 1
             self._response = resp
             # iter_lines is safe for NDJSON (one JSON value per "\n"-ended
             # line). Never use it for SSE: see servers/streaming.py.
@@ -169,7 +174,12 @@ class NDJSONStreamClient(BackgroundClient):
         self._response = None
         # The server ended the stream (stopped, or told us to resync): come
         # back from the last seq we saw, after a short pause.
-        self._stop.wait(0.2)
+        self._stop.wait(self.reconnect_delay)
+
+    def drop_connection(self) -> None:
+        """Cut the TCP connection, as a flaky network would. The client
+        notices, waits ``reconnect_delay`` and reconnects from its last seq."""
+        self._interrupt()
 
     def _interrupt(self) -> None:
         # A thread blocked in recv() is not woken by close() on every OS;

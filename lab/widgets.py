@@ -153,7 +153,9 @@ class TriggerPanel:
 
     def _start_stream(self) -> None:
         self._rate_stop.clear()
-        self._rate_thread = threading.Thread(target=self._stream_loop, name="trigger-rate", daemon=True)
+        self._rate_thread = threading.Thread(
+            target=self._stream_loop, name="trigger-rate", daemon=True
+        )
         self._rate_thread.start()
         self.stream_toggle.icon = "stop"
 
@@ -214,7 +216,9 @@ class ArrivalPanel:
         self.redraw()
 
     @classmethod
-    def for_trigger(cls, recorder: ArrivalRecorder, trigger: TriggerPanel, **kwargs) -> ArrivalPanel:
+    def for_trigger(
+        cls, recorder: ArrivalRecorder, trigger: TriggerPanel, **kwargs
+    ) -> ArrivalPanel:
         """A panel whose "sent" counter and lost count follow ``trigger``."""
         panel = cls(recorder, sent=lambda: trigger.last_seq, **kwargs)
         trigger.on_fire(lambda _e: panel._throttle.request())
@@ -226,13 +230,20 @@ class ArrivalPanel:
         self._throttle.request()
 
     def counts(self) -> dict[str, int]:
-        """The numbers the counters show (a checkpoint cell asserts on these)."""
-        sent = self._sent() if self._sent else None
+        """The numbers the counters show (a checkpoint cell asserts on these).
+
+        ``lost`` counts gaps: seqs never received although a later one was.
+        Events newer than the newest received are ``not yet`` (a poller
+        simply has not asked yet), not lost.
+        """
+        highest = self.recorder.highest_seq
+        sent = self._sent() if self._sent else highest
         return {
-            "sent": sent if sent is not None else self.recorder.highest_seq,
+            "sent": sent,
             "received": self.recorder.received,
-            "lost": self.recorder.lost(sent),
+            "lost": self.recorder.lost(),
             "duplicated": self.recorder.duplicates,
+            "not yet": max(0, sent - max(highest, self.recorder.first_seq - 1)),
         }
 
     def redraw(self) -> None:

@@ -35,7 +35,9 @@ class _EventsHandler(JSONErrorsMixin, RequestHandler):
     def cursor(self) -> int:
         after = parse_cursor(self)
         if after > self.hub.log.last_seq:
-            raise HTTPError(400, f"after={after} is in the future (last is {self.hub.log.last_seq})")
+            raise HTTPError(
+                400, f"after={after} is in the future (last is {self.hub.log.last_seq})"
+            )
         return after
 
     def answer(self, events: list, truncated: bool) -> None:

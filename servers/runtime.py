@@ -136,7 +136,10 @@ class ServerThread:
         ready = threading.Event()
         failure: list[BaseException] = []
         self._thread = threading.Thread(
-            target=self._run, args=(sockets, ready, failure), name=f"server-{self.name}", daemon=True
+            target=self._run,
+            args=(sockets, ready, failure),
+            name=f"server-{self.name}",
+            daemon=True,
         )
         self._thread.start()
         if not ready.wait(10):
@@ -306,7 +309,9 @@ def main(factory: AppFactory, name: str, description: str) -> None:
     """
     parser = argparse.ArgumentParser(prog=f"python -m servers.{name}", description=description)
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free)")
-    parser.add_argument("--tick", type=float, default=1.0, help="seconds between demo events (0: none)")
+    parser.add_argument(
+        "--tick", type=float, default=1.0, help="seconds between demo events (0: none)"
+    )
     args = parser.parse_args()
     server = ServerThread(factory, name=name, port=args.port).start()
     print(f"{name} server listening on {server.url} (Ctrl-C to stop)", flush=True)
