@@ -92,8 +92,12 @@ def _bind(port: int) -> list:
 class ServerThread:
     """One Tornado application on 127.0.0.1, served from a daemon thread."""
 
-    def __init__(self, factory: AppFactory, name: str = "server", port: int = 0) -> None:
+    def __init__(
+        self, factory: AppFactory, name: str = "server", port: int = 0, ssl_options: Any = None
+    ) -> None:
         self.name = name
+        # An ``ssl.SSLContext`` serves https:// and wss:// (e.g. a trustme CA's cert).
+        self.ssl_options = ssl_options
         self.factory = factory
         self.requested_port = port
         self.hub = EventHub()
@@ -110,7 +114,8 @@ class ServerThread:
     def url(self) -> str:
         if self.port is None:
             raise ServerStoppedError(f"server {self.name!r} is not running")
-        return f"http://{HOST}:{self.port}"
+        scheme = "https" if self.ssl_options is not None else "http"
+        return f"{scheme}://{HOST}:{self.port}"
 
     @property
     def ws_url(self) -> str:
@@ -242,7 +247,7 @@ class ServerThread:
         self.hub.attach(asyncio.get_running_loop())
         self.app = self.factory(self.hub)
         self.app.settings.setdefault("server_thread", self)
-        self._http = _TrackingHTTPServer(self.app)
+        self._http = _TrackingHTTPServer(self.app, ssl_options=self.ssl_options)
         self._http.add_sockets(sockets)
 
     async def _shutdown(self) -> None:
@@ -272,13 +277,13 @@ _registry: dict[str, ServerThread] = {}
 _registry_lock = threading.Lock()
 
 
-def start(name: str, factory: AppFactory, port: int = 0) -> ServerThread:
+def start(name: str, factory: AppFactory, port: int = 0, ssl_options: Any = None) -> ServerThread:
     """Start ``factory``'s app as server ``name``, replacing any earlier one."""
     with _registry_lock:
         old = _registry.pop(name, None)
     if old is not None:
         old.stop()
-    server = ServerThread(factory, name=name, port=port).start()
+    server = ServerThread(factory, name=name, port=port, ssl_options=ssl_options).start()
     with _registry_lock:
         _registry[name] = server
     return server
