@@ -1,0 +1,153 @@
+"""Registration safety: refuse webhook URLs that point inside the provider.
+
+A provider POSTs to URLs its users type in. Without checks, a user registers
+``http://169.254.169.254/latest/meta-data/`` (a cloud metadata service) or
+``http://10.0.0.5/admin`` and the provider's own network does the attack for
+them: server-side request forgery (SSRF). The checks (OWASP SSRF cheat sheet,
+webhooks case):
+
+1. Only ``http`` and ``https``.
+2. Resolve the host and check *every* address (A and AAAA): each must be
+   ``ipaddress.ip_address(a).is_global``. One private answer is enough to
+   refuse, because the client may pick any of them.
+3. Loopback (``127.0.0.0/8``, ``::1``, so also ``localhost``) only when the
+   operator sets ``allow_loopback`` explicitly: the notebook does, because its
+   receiver lives on 127.0.0.1.
+4. Redirects are never followed (the delivery client treats a 3xx as a
+   failed attempt), or a public URL could bounce the request inside.
+5. Check again at every delivery and connect to the address that was
+   checked, not to a fresh lookup: DNS answers can change in between
+   ("DNS rebinding").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
+
+
+class URLRefusedError(ValueError):
+    """A webhook URL the provider will not deliver to, with the reason."""
+
+
+@dataclass(frozen=True)
+class CheckedURL:
+    url: str
+    scheme: str
+    host: str
+    port: int
+    target: str  # path + query, what goes on the request line
+    addresses: tuple[str, ...]  # every address the host resolved to, all checked
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def classify(ip: IPAddress) -> str:
+    """Why an address is not public, in words (``"public"`` if it is)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return classify(ip.ipv4_mapped)  # ::ffff:127.0.0.1 is 127.0.0.1
+    for attr, words in (
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local (cloud metadata lives at 169.254.169.254)"),
+        ("is_private", "private network"),
+        ("is_multicast", "multicast"),
+        ("is_unspecified", "unspecified"),
+        ("is_reserved", "reserved"),
+    ):
+        if getattr(ip, attr):
+            return words
+    return "public" if ip.is_global else "not globally routable"
+
+
+def check_address(address: str, allow_loopback: bool = False) -> None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_global:
+        return
+    if ip.is_loopback and allow_loopback:
+        return
+    kind = classify(ip)
+    hint = " (set allow_loopback=True to allow it deliberately)" if ip.is_loopback else ""
+    raise URLRefusedError(f"{address} is a {kind} address{hint}")
+
+
+def _split(url: str) -> tuple[str, str, int, str]:
+    if not isinstance(url, str) or not url:
+        raise URLRefusedError("the URL is empty")
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise URLRefusedError(f"scheme {scheme or '(none)'!r} refused: only http and https")
+    if parts.username or parts.password:
+        raise URLRefusedError("credentials in the URL are refused: use the signing secret")
+    host = parts.hostname
+    if not host:
+        raise URLRefusedError("the URL has no host")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise URLRefusedError("the port is not a number between 0 and 65535") from None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return scheme, host, port, target
+
+
+def _literal(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def check_url(
+    url: str, allow_loopback: bool = False, resolver: Resolver = system_resolver
+) -> CheckedURL:
+    """Check ``url`` now (blocking DNS lookup); raise ``URLRefusedError``."""
+    scheme, host, port, target = _split(url)
+    literal = _literal(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            addresses = resolver(host, port)
+        except OSError as exc:
+            raise URLRefusedError(f"{host!r} does not resolve ({exc})") from None
+    return _finish(url, scheme, host, port, target, addresses, allow_loopback)
+
+
+async def check_url_async(url: str, allow_loopback: bool = False) -> CheckedURL:
+    """The same check at delivery time, without blocking the event loop."""
+    scheme, host, port, target = _split(url)
+    literal = _literal(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise URLRefusedError(f"{host!r} does not resolve ({exc})") from None
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    return _finish(url, scheme, host, port, target, addresses, allow_loopback)
+
+
+def _finish(url, scheme, host, port, target, addresses, allow_loopback) -> CheckedURL:
+    if not addresses:
+        raise URLRefusedError(f"{host!r} resolved to no address")
+    for address in addresses:
+        try:
+            check_address(address, allow_loopback)
+        except URLRefusedError as exc:
+            raise URLRefusedError(f"{host!r} refused: {exc}") from None
+    return CheckedURL(url, scheme, host, port, target, tuple(addresses))
