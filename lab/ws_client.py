@@ -1,0 +1,205 @@
+"""A WebSocket room client in a background thread that never loses its place.
+
+``RoomClient`` wraps websocket-client's blocking ``create_connection`` in a
+thread loop:
+
+* every event (a message with ``seq``) goes to an ``ArrivalRecorder``;
+* it remembers the last ``seq`` it saw and reconnects with ``?after=<seq>``,
+  so the server replays what it missed (the server says ``room.resync`` when
+  its log no longer holds some of it: that lands in ``notices``);
+* between attempts it waits an exponential backoff with full jitter
+  (``uniform(0, min(cap, base * 2**attempt))``), so a thousand clients cut
+  off by the same server restart do not all come back in the same
+  millisecond; a successful connection resets the attempt counter.
+
+Control messages (``room.welcome``, ``room.error``...) go to ``notices``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import ssl
+import threading
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import websocket  # websocket-client
+
+from servers.events import Event
+
+from .recorder import ArrivalRecorder
+
+
+def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0, rng=random) -> float:
+    """Full-jitter exponential backoff: a random delay in [0, min(cap, base*2^attempt)]."""
+    return rng.uniform(0, min(cap, base * 2**attempt))
+
+
+class RoomClient:
+    """Join the room at ``url`` (``ws://.../ws/room``) and stay joined."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str = "demo",
+        recorder: ArrivalRecorder | None = None,
+        name: str = "ws-client",
+        origin: str | None = None,
+        base_delay: float = 0.1,
+        max_delay: float = 5.0,
+        sslopt: dict[str, Any] | None = None,
+        last_seq: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.name = name
+        self.origin = origin
+        self.recorder = recorder or ArrivalRecorder(name)
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sslopt = sslopt
+        # None: join live (no replay); a number: replay everything after it.
+        self.last_seq = last_seq
+        self.rng = rng or random.Random()
+        self.connections = 0
+        self.attempt = 0
+        self.delays: list[float] = []  # every backoff wait, for a plot
+        self.notices: list[dict] = []
+        self.errors: list[str] = []
+        self.close_codes: list[int | None] = []
+        self._ws: websocket.WebSocket | None = None
+        self._send_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> RoomClient:
+        if self.running:
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        self._cut()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RuntimeError(f"{self.name} did not stop within {timeout} s")
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def connected(self) -> bool:
+        ws = self._ws
+        return ws is not None and ws.connected
+
+    def __enter__(self) -> RoomClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what a notebook calls ---------------------------------------------------
+    def say(self, text: str, **extra: Any) -> None:
+        """Send a chat line (raises if not connected right now)."""
+        self.send({"type": "say", "text": text, **extra})
+
+    def send(self, message: dict | str) -> None:
+        ws = self._ws
+        if ws is None or not ws.connected:
+            raise ConnectionError(f"{self.name} is not connected")
+        data = message if isinstance(message, str) else json.dumps(message)
+        with self._send_lock:
+            ws.send(data)
+
+    def drop_connection(self) -> None:
+        """Cut the TCP connection without a close frame, as a flaky network would."""
+        self._cut()
+
+    def wait_connected(self, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected and any(n.get("type") == "room.welcome" for n in self.notices):
+                return True
+            time.sleep(0.01)
+        return False
+
+    # -- the thread ----------------------------------------------------------------
+    def connect_url(self) -> str:
+        query = {"token": self.token}
+        if self.last_seq is not None:
+            query["after"] = self.last_seq
+        return f"{self.url}?{urlencode(query)}"
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._session()
+                self.attempt = 0  # it was connected: start the backoff afresh
+            except (OSError, websocket.WebSocketException, ssl.SSLError, ValueError) as exc:
+                if self._stop.is_set():
+                    return
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            if self._stop.is_set():
+                return
+            delay = backoff_delay(self.attempt, self.base_delay, self.max_delay, self.rng)
+            self.delays.append(delay)
+            self.attempt += 1
+            self._stop.wait(delay)
+
+    def _session(self) -> None:
+        ws = websocket.create_connection(
+            self.connect_url(), timeout=10, origin=self.origin, sslopt=self.sslopt,
+            enable_multithread=True,
+        )  # fmt: skip
+        ws.settimeout(None)
+        self._ws = ws
+        self.connections += 1
+        self.attempt = 0
+        try:
+            while not self._stop.is_set():
+                opcode, data = ws.recv_data(control_frame=False)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    self.close_codes.append(_close_code(data))
+                    return
+                if opcode != websocket.ABNF.OPCODE_TEXT:
+                    continue
+                self._handle(data)
+        except websocket.WebSocketConnectionClosedException:
+            self.close_codes.append(None)
+        finally:
+            self._ws = None
+            ws.close(timeout=0.2)
+
+    def _handle(self, data: bytes) -> None:
+        received_ns = time.monotonic_ns()
+        message = json.loads(data)
+        if "seq" in message:
+            event = Event.from_dict(message)
+            self.last_seq = max(self.last_seq or 0, event.seq)
+            self.recorder.record(event, received_ns)
+        else:
+            self.notices.append(message)
+
+    def _cut(self) -> None:
+        ws = self._ws
+        sock = getattr(ws, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _close_code(data: bytes) -> int | None:
+    return int.from_bytes(data[:2], "big") if len(data) >= 2 else None

@@ -1,0 +1,517 @@
+"""A small live chat room over WebSockets, pushed through the event hub.
+
+``GET /ws/room?token=T&after=N`` upgrades to a WebSocket (RFC 6455). Every
+room message goes through ``hub.publish``, so it gets a sequence number and
+lands in the hub's bounded log; a client that comes back with ``after=N``
+(or sends ``{"type": "resume", "after": N}``) gets exactly what it missed. When
+the log no longer holds some of those events the server *says so* with a
+``room.resync`` message listing the gap, instead of skipping silently.
+
+Client -> server (JSON text frames)::
+
+    {"type": "say", "text": "hi", "ref": "optional client id"}
+    {"type": "resume", "after": 41}
+
+Server -> client: an event (has ``seq``: the ``servers.events.Event`` dict)
+or a control message (no ``seq``): ``room.welcome``, ``room.resync``,
+``room.error`` (malformed or unknown input: answered, never a crash).
+
+Guards, each checked by ``tests/test_websocket*.py``:
+
+* token before upgrading: missing -> 401, wrong -> 403, no socket opened;
+* ``Origin`` against an exact allowlist (cross-site WebSocket hijacking): 403;
+* max message size: close 1009; per-connection rate limit: close 1008;
+* a bounded per-connection send queue: a consumer that falls ``send_queue``
+  messages behind is told and closed with 1013 (try again later), and
+  resumes with ``after=``; the fan-out to everyone else never waits for it;
+* ping interval/timeout: a peer that stops answering pings is dropped;
+* RFC 6455 where Tornado 6.6 departs from it: invalid close codes get 1002,
+  invalid UTF-8 text gets 1007, unmasked client frames and bad opcodes or
+  reserved bits get 1002 (``StrictProtocol`` below).
+
+Run standalone: ``python -m servers.websocket --port 8000`` (token ``demo``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+from collections import deque
+from typing import Any
+
+from tornado.iostream import StreamClosedError
+from tornado.log import access_log
+from tornado.web import Application, HTTPError, RequestHandler
+from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
+
+from .common import JSONErrorsMixin
+from .events import Event
+from .hub import EventHub
+
+DEFAULTS: dict[str, Any] = {
+    "tokens": {"demo": "guest"},  # token -> user name
+    "allowed_origins": (),  # exact "scheme://host:port" strings; no Origin header is allowed
+    "max_message_size": 4096,  # bytes; above it Tornado closes with 1009
+    "rate": 20.0,  # messages per second a connection may send (token bucket)...
+    "burst": 40,  # ...with this many in one go
+    "send_queue": 200,  # messages queued for one client before it counts as too slow
+    "ping_interval": None,  # seconds; None or 0: no pings
+    "ping_timeout": None,  # seconds without a pong before dropping (default: the interval)
+    "close_timeout": 1.0,  # seconds to wait for the peer's close frame before cutting TCP
+    "max_text": 500,  # characters in one chat line
+}
+
+# RFC 6455 section 7.4: codes a peer may send in a close frame. 1004-1006 and
+# 1015 are reserved (never on the wire); 1016-2999 are unassigned; 3000-4999
+# are for libraries and applications.
+VALID_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+
+
+def valid_close_code(code: int) -> bool:
+    return code in VALID_CLOSE_CODES or 3000 <= code <= 4999
+
+
+class StrictProtocol(WebSocketProtocol13):
+    """Tornado's RFC 6455 implementation, with its known departures fixed.
+
+    Tornado 6.6 accepts unmasked client frames, cuts the TCP connection
+    without a close frame on invalid UTF-8 (and on bad opcodes or reserved
+    bits), echoes whatever close code it receives, and crashes the read loop
+    on a close reason that is not UTF-8. RFC 6455 says *fail the connection*:
+    send a close frame with 1002 (protocol error) or 1007 (invalid payload),
+    then close TCP. The frame header is checked as it is read, before any
+    payload is processed.
+    """
+
+    def __init__(self, *args: Any, close_timeout: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = close_timeout
+        self._header_next = False
+        self.failed_with: tuple[int, str] | None = None
+        self.sent_close: tuple[int, str | None] | None = None  # the code we closed with
+
+    async def _receive_frame(self) -> None:
+        self._header_next = True
+        await super()._receive_frame()
+
+    async def _read_bytes(self, n: int) -> bytes:
+        data = await super()._read_bytes(n)
+        if self._header_next:
+            self._header_next = False
+            problem = self._header_problem(data[0], data[1])
+            if problem:
+                self.fail(1002, problem)
+        return data
+
+    def _header_problem(self, b0: int, b1: int) -> str | None:
+        opcode = b0 & 0x0F
+        rsv = b0 & 0x70
+        if self._decompressor is not None:
+            rsv &= ~0x40  # RSV1 means "compressed" when permessage-deflate is on
+        if not b1 & 0x80:
+            return "client frames must be masked"
+        if rsv:
+            return "reserved bits set without a negotiated extension"
+        if opcode not in (0x0, 0x1, 0x2, 0x8, 0x9, 0xA):
+            return f"unknown opcode {opcode:#x}"
+        if opcode & 0x8:
+            if not b0 & 0x80:
+                return "control frames must not be fragmented"
+            if (b1 & 0x7F) > 125:
+                return "control frame payload over 125 bytes"
+        elif opcode == 0 and self._fragmented_message_buffer is None:
+            return "continuation frame with nothing to continue"
+        elif opcode != 0 and self._fragmented_message_buffer is not None:
+            return "new data frame inside a fragmented message"
+        return None
+
+    def fail(self, code: int, reason: str) -> None:
+        """RFC 6455 7.1.7 "Fail the WebSocket Connection": close frame, then TCP."""
+        self.failed_with = (code, reason)
+        self.close(code, reason)
+        self._abort()
+        # Stop the read loop: it sees a closed stream and calls on_close.
+        raise StreamClosedError()
+
+    def _handle_message(self, opcode: int, data: bytes) -> asyncio.Future | None:
+        if self.client_terminated:
+            return None
+        if opcode == 0x1 and not self._frame_compressed:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                self.fail(1007, "text frame is not valid UTF-8")
+        elif opcode == 0x8:
+            if len(data) == 1:
+                self.fail(1002, "close payload of 1 byte")
+            if len(data) >= 2:
+                code = struct.unpack(">H", data[:2])[0]
+                if not valid_close_code(code):
+                    self.fail(1002, f"invalid close code {code}")
+                try:
+                    data[2:].decode("utf-8")
+                except UnicodeDecodeError:
+                    self.fail(1007, "close reason is not valid UTF-8")
+        return super()._handle_message(opcode, data)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if not self.server_terminated and self.sent_close is None:
+            self.sent_close = (code if code is not None else 1000 if reason else 1005, reason)
+        super().close(code, reason)
+        # Tornado waits 5 s for the peer's close frame; a dead peer (say, one
+        # that stopped answering pings) should not hold its socket that long.
+        if self._waiting is not None and self.close_timeout < 5:
+            self.stream.io_loop.remove_timeout(self._waiting)
+            self._waiting = self.stream.io_loop.call_later(self.close_timeout, self._abort)
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class RoomStats:
+    """Counters a notebook cell can read through ``server.call``."""
+
+    def __init__(self) -> None:
+        self.connected = 0
+        self.accepted = 0
+        self.refused: dict[int, int] = {}
+        self.closed_with: dict[int, int] = {}
+        self.slow_consumers = 0
+        self.errors_answered = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class RoomHandler(WebSocketHandler):
+    """One member of the room: authenticated, origin-checked, rate-limited.
+
+    The socket is only opened after ``prepare()`` accepted the token and the
+    origin, so a refused client gets a plain HTTP 401/403 and never a
+    WebSocket.
+    """
+
+    def initialize(self, hub: EventHub, options: dict[str, Any], stats: RoomStats) -> None:
+        self.hub = hub
+        self.options = options
+        self.stats = stats
+        self.user = ""
+        self.last_sent = 0  # highest seq written to this client
+        self.queued_last = 0  # highest seq queued for it
+        self.replay_until = 0  # last seq of the replay being sent
+        self.outbox: deque[Event | dict] = deque()
+        self.wakeup = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+        self.subscription = None
+        self.bucket = TokenBucket(options["rate"], options["burst"])
+        self.closing = False
+        self.protocol: StrictProtocol | None = None
+        self.close_code_seen: int | None = None
+
+    # -- before the upgrade: plain HTTP answers --------------------------------
+    def prepare(self) -> None:
+        token = self.get_query_argument("token", None)
+        auth = self.request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth[len("Bearer ") :]
+        if not token:
+            self._refuse(401, "missing token: send Authorization: Bearer <token> or ?token=")
+        if token not in self.options["tokens"]:
+            self._refuse(403, "unknown token")
+        origin = self.request.headers.get("Origin")
+        # Exact match only: "https://app.example" must not let in
+        # "https://app.example.evil.net" (a prefix or suffix test would).
+        # A page served by this very server (Origin equal to our own
+        # scheme://Host) is same-origin; a browser sets both headers itself.
+        own = f"{self.request.protocol}://{self.request.host}"
+        if origin is not None and origin != own and origin not in self.options["allowed_origins"]:
+            self._refuse(403, f"origin {origin!r} is not allowed")
+        self.user = self.options["tokens"][token]
+
+    def _refuse(self, status: int, reason: str) -> None:
+        self.stats.refused[status] = self.stats.refused.get(status, 0) + 1
+        raise HTTPError(status, reason)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        JSONErrorsMixin.write_error(self, status_code, **kwargs)
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # already checked, exactly, in prepare()
+
+    # -- per-handler settings Tornado reads ------------------------------------
+    @property
+    def max_message_size(self) -> int:
+        return self.options["max_message_size"]
+
+    @property
+    def ping_interval(self) -> float | None:
+        return self.options["ping_interval"]
+
+    @property
+    def ping_timeout(self) -> float | None:
+        return self.options["ping_timeout"]
+
+    def get_websocket_protocol(self) -> StrictProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if protocol is None:
+            return None
+        self.protocol = StrictProtocol(
+            self, False, protocol.params, close_timeout=self.options["close_timeout"]
+        )
+        return self.protocol
+
+    # -- the open connection ---------------------------------------------------
+    def open(self) -> None:
+        self.stats.accepted += 1
+        self.stats.connected += 1
+        self.set_nodelay(True)  # small chat frames: do not wait for Nagle
+        # Subscribe before reading the backlog: nothing published in between
+        # can fall into a gap (duplicates are skipped by seq in _enqueue).
+        self.subscription = self.hub.subscribe(self.options["send_queue"] * 4 + 16)
+        self.tasks = [asyncio.ensure_future(self._pump()), asyncio.ensure_future(self._writer())]
+        self._queue({"type": "room.welcome", "user": self.user, "last_seq": self.hub.log.last_seq})
+        raw = self.get_query_argument("after", None)
+        if raw is not None:
+            self._resume(raw)
+
+    def _resume(self, raw: Any) -> None:
+        try:
+            after = int(raw)
+            backlog, truncated = self.hub.log.since(after)
+        except (TypeError, ValueError) as exc:
+            self._error(f"cannot resume after {raw!r}: {exc}")
+            return
+        if truncated:
+            oldest = backlog[0].seq if backlog else self.hub.log.last_seq + 1
+            self._queue(
+                {
+                    "type": "room.resync",
+                    "after": after,
+                    "missed": [after + 1, oldest - 1],
+                    "reason": f"the log no longer holds events {after + 1}..{oldest - 1}",
+                }
+            )
+        # A resume moves the cursor: what is queued gets replaced by the
+        # replay from ``after`` (control messages stay).
+        self.last_sent = self.queued_last = after
+        self.outbox = deque(m for m in self.outbox if not isinstance(m, Event))
+        self.replay_until = backlog[-1].seq if backlog else after
+        for event in backlog:
+            self._enqueue(event)
+
+    async def _pump(self) -> None:
+        """Move events from the hub to this client's outbox, never blocking
+        the hub: only this connection's own queue grows."""
+        assert self.subscription is not None
+        while (event := await self.subscription.get()) is not None:
+            self._enqueue(event)
+
+    def _enqueue(self, event: Event) -> None:
+        if event.seq <= self.queued_last:
+            return  # already queued or sent (the backlog and the live feed overlap)
+        self.queued_last = event.seq
+        self._queue(event)
+
+    def _queue(self, message: Event | dict) -> None:
+        if self.closing:
+            return
+        self.outbox.append(message)
+        # A replay is bounded by the log (and shares its events): only what
+        # queues up beyond it counts against the client.
+        replay_left = max(0, self.replay_until - self.last_sent)
+        if len(self.outbox) > self.options["send_queue"] + replay_left:
+            self._slow_consumer()
+            return
+        self.wakeup.set()
+
+    def _slow_consumer(self) -> None:
+        """The visible policy: tell the client, close with 1013, let it resume."""
+        self.stats.slow_consumers += 1
+        self.closing = True
+        self.outbox.clear()
+        try:
+            self.write_message(
+                json.dumps(
+                    {
+                        "type": "room.slow_consumer",
+                        "last_seq": self.last_sent,
+                        "reason": f"more than {self.options['send_queue']} messages queued; "
+                        f"reconnect with after={self.last_sent}",
+                    }
+                )
+            )
+        except WebSocketClosedError:
+            return
+        self.close(1013, "slow consumer: reconnect and resume")
+
+    async def _writer(self) -> None:
+        """Send the outbox in order; awaiting each write is the backpressure."""
+        try:
+            while not self.closing:
+                if not self.outbox:
+                    self.wakeup.clear()
+                    await self.wakeup.wait()
+                    continue
+                message = self.outbox.popleft()
+                if isinstance(message, Event):
+                    self.last_sent = message.seq
+                    text = message.to_json()
+                else:
+                    text = json.dumps(message, separators=(",", ":"))
+                await self.write_message(text)
+        except (WebSocketClosedError, StreamClosedError):
+            pass
+
+    def on_message(self, message: str | bytes) -> None:
+        if not self.bucket.take():
+            self.close(1008, f"rate limit: at most {self.options['rate']:g} messages/s")
+            return
+        if isinstance(message, bytes):
+            self._error("binary frames are not part of this protocol; send JSON text")
+            return
+        try:
+            data = json.loads(message)
+        except ValueError as exc:
+            self._error(f"not JSON: {exc}")
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            self._error('expected an object with a "type", e.g. {"type": "say", "text": "hi"}')
+            return
+        kind = data["type"]
+        if kind == "say":
+            text = data.get("text")
+            if not isinstance(text, str) or not text.strip():
+                self._error('"say" needs a non-empty "text" string')
+                return
+            if len(text) > self.options["max_text"]:
+                self._error(f"text longer than {self.options['max_text']} characters")
+                return
+            payload = {"from": self.user, "text": text}
+            if "ref" in data:
+                payload["ref"] = data["ref"]
+            self.hub.publish("chat.message", payload)
+        elif kind == "resume":
+            self._resume(data.get("after"))
+        else:
+            self._error(f"unknown message type {kind!r}; expected 'say' or 'resume'")
+
+    def _error(self, reason: str) -> None:
+        self.stats.errors_answered += 1
+        self._queue({"type": "room.error", "error": reason})
+
+    def on_close(self) -> None:
+        self.stats.connected -= 1
+        # The code this server sent (1009, 1008, 1013, 1002, 1007...), else
+        # the one the client sent first.
+        sent = self.protocol.sent_close if self.protocol is not None else None
+        code = sent[0] if sent and (sent[0] != 1005 or self.close_code is None) else self.close_code
+        self.close_code_seen = code
+        if code is not None:
+            self.stats.closed_with[code] = self.stats.closed_with.get(code, 0) + 1
+        self.closing = True
+        self.wakeup.set()
+        if self.subscription is not None:
+            self.subscription.close()
+        for task in self.tasks:
+            task.cancel()
+
+
+class SayHandler(JSONErrorsMixin, RequestHandler):
+    """``POST /room/say``: the same room message as one HTTP request, for
+    comparing a request per message with a frame per message."""
+
+    def initialize(self, hub: EventHub, options: dict[str, Any]) -> None:
+        self.hub = hub
+        self.options = options
+
+    def post(self) -> None:
+        auth = self.request.headers.get("Authorization", "")
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+        if token not in self.options["tokens"]:
+            raise HTTPError(401 if not token else 403, "missing or unknown token")
+        try:
+            data = json.loads(self.request.body)
+            text = data["text"]
+        except (ValueError, KeyError, TypeError):
+            raise HTTPError(400, 'expected {"text": "..."}') from None
+        payload = {"from": self.options["tokens"][token], "text": text}
+        if "ref" in data:
+            payload["ref"] = data["ref"]
+        event = self.hub.publish("chat.message", payload)
+        self.set_header("Content-Type", "application/json")
+        self.finish(event.to_json())
+
+
+class EchoHandler(WebSocketHandler):
+    """A bare Tornado echo: the baseline the room's overhead is measured against."""
+
+    def check_origin(self, origin: str) -> bool:
+        return True
+
+    def open(self) -> None:
+        self.set_nodelay(True)
+
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message(message, binary=isinstance(message, bytes))
+
+
+def room_options(**overrides: Any) -> dict[str, Any]:
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown room options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    options = {**DEFAULTS, **overrides}
+    options["allowed_origins"] = frozenset(options["allowed_origins"])
+    return options
+
+
+def routes(hub: EventHub, **overrides: Any) -> list:
+    options = room_options(**overrides)
+    stats = RoomStats()
+    hub.room_stats = stats  # type: ignore[attr-defined]  # read via server.call
+    return [
+        (r"/ws/room", RoomHandler, {"hub": hub, "options": options, "stats": stats}),
+        (r"/room/say", SayHandler, {"hub": hub, "options": options}),
+        (r"/ws/echo", EchoHandler),
+    ]
+
+
+def quiet_log(handler: RequestHandler) -> None:
+    """Refusals are part of the lessons: log them at debug level, not as warnings."""
+    access_log.debug("%d %s", handler.get_status(), handler._request_summary())
+
+
+def make_app(hub: EventHub, **options: Any) -> Application:
+    return Application(routes(hub, **options), hub=hub, log_function=quiet_log)
+
+
+def app_factory(**options: Any):
+    """``runtime.start("room", websocket.app_factory(ping_interval=1))``."""
+    return lambda hub: make_app(hub, **options)
+
+
+def room_stats(server: Any) -> dict[str, Any]:
+    """The room's counters, read safely on the server's loop."""
+    return server.call(lambda: server.hub.room_stats.as_dict())
+
+
+if __name__ == "__main__":
+    from .runtime import main
+
+    main(make_app, "websocket", __doc__.splitlines()[0])
