@@ -204,10 +204,11 @@ class WebhookHandler(RequestHandler):
         return
 
     def refuse(self, status: int, kind: str, reason: str, **info: Any) -> None:
+        # Noted before answering, so whoever reads the answer sees the count.
+        self.receiver._note(self._receipt(status, f"{kind}: {reason}", **info), refused_kind=kind)
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": reason, "status": status}))
-        self.receiver._note(self._receipt(status, f"{kind}: {reason}", **info), refused_kind=kind)
 
     def _receipt(
         self, status: int, verdict: str, doc: dict | None = None, now_ns: int | None = None

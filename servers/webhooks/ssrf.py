@@ -8,7 +8,8 @@ webhooks case):
 
 1. Only ``http`` and ``https``.
 2. Resolve the host and check *every* address (A and AAAA): each must be
-   ``ipaddress.ip_address(a).is_global``. One private answer is enough to
+   ``ipaddress.ip_address(a).is_global`` (and not multicast, which Python
+   counts as global). One private answer is enough to
    refuse, because the client may pick any of them.
 3. Loopback (``127.0.0.0/8``, ``::1``, so also ``localhost``) only when the
    operator sets ``allow_loopback`` explicitly: the notebook does, because its
@@ -59,10 +60,10 @@ def classify(ip: IPAddress) -> str:
     for attr, words in (
         ("is_loopback", "loopback"),
         ("is_link_local", "link-local (cloud metadata lives at 169.254.169.254)"),
-        ("is_private", "private network"),
-        ("is_multicast", "multicast"),
         ("is_unspecified", "unspecified"),
+        ("is_multicast", "multicast"),
         ("is_reserved", "reserved"),
+        ("is_private", "private network"),
     ):
         if getattr(ip, attr):
             return words
@@ -73,7 +74,8 @@ def check_address(address: str, allow_loopback: bool = False) -> None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip.is_global:
+    # is_global alone is not enough: 224.0.0.1 (multicast) counts as global.
+    if ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified):
         return
     if ip.is_loopback and allow_loopback:
         return
