@@ -1,0 +1,285 @@
+"""A real JupyterLab and a real Chromium for the browser tests.
+
+Session fixtures start JupyterLab on a free port with a random token, in a
+clean configuration (its own config, data, runtime, settings and workspace
+folders, so nothing leaks in from the machine or between runs), and launch
+Debian's Chromium headless through Playwright's Python package. Everything is
+shut down at the end: kernels, JupyterLab and the browser.
+
+No Chromium or no Playwright: the tests are skipped with a message saying
+what to install, except under CI (``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LAB_START_TIMEOUT = 120.0
+
+# First-run noise we switch off through the user settings of the clean profile.
+LAB_SETTINGS = {
+    # "Would you like to receive official Jupyter news?" and update checks.
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    # Render every cell: with windowing, cells scrolled out of view leave the
+    # DOM and their widgets cannot be found or clicked.
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    # Never write the executed notebook (outputs and all) back into the checkout.
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+}
+
+
+def _unavailable(reason: str) -> None:
+    """Skip with ``reason``, or fail under CI where the browser is required."""
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"CI=true and the browser tests cannot run: {reason}", pytrace=False)
+    pytest.skip(f"browser tests skipped: {reason}")
+
+
+def find_chromium() -> str | None:
+    """``$CHROMIUM`` if set, else Debian's /usr/bin/chromium or one on PATH."""
+    explicit = os.environ.get("CHROMIUM")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
+    for name in CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterLab:
+    """A JupyterLab server process started for the test session."""
+
+    def __init__(self, root: Path, home: Path) -> None:
+        self.root = root
+        self.home = home
+        self.port = free_port()
+        self.token = os.urandom(16).hex()
+        self.base = f"http://127.0.0.1:{self.port}/"
+        self.log_path = home / "jupyterlab.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        dirs = {
+            name: self.home / name
+            for name in ("config", "data", "runtime", "ipython", "settings", "workspaces")
+        }
+        for path in dirs.values():
+            path.mkdir(parents=True, exist_ok=True)
+        for name, settings in LAB_SETTINGS.items():
+            target = dirs["settings"] / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(settings))
+        env = dict(os.environ)
+        env.update(
+            JUPYTER_CONFIG_DIR=str(dirs["config"]),
+            JUPYTER_DATA_DIR=str(dirs["data"]),
+            JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+            IPYTHONDIR=str(dirs["ipython"]),
+            JUPYTER_PLATFORM_DIRS="1",
+            # Kernels import servers/lab from the checkout even when it is not installed.
+            PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+            MPLBACKEND="module://matplotlib_inline.backend_inline",
+        )
+        env.pop("JUPYTERHUB_SERVICE_PREFIX", None)
+        cmd = [
+            sys.executable, "-m", "jupyter", "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--port-retries=0",
+            f"--ServerApp.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.user_settings_dir={dirs['settings']}",
+            f"--LabApp.workspaces_dir={dirs['workspaces']}",
+        ]  # fmt: skip
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kernels included in the final kill
+        )  # fmt: skip
+        deadline = time.monotonic() + LAB_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"JupyterLab exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                r = requests.get(self.base + "api/status", params={"token": self.token}, timeout=2)
+                if r.status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(
+            f"JupyterLab did not answer within {LAB_START_TIMEOUT} s:\n{self.log_tail()}"
+        )
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(
+            method,
+            self.base + path,
+            headers={"Authorization": f"token {self.token}"},
+            timeout=10,
+            **kwargs,
+        )
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}?token={self.token}"
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def running_kernels(self) -> list[dict]:
+        return self.api("GET", "api/kernels").json()
+
+    def stop(self) -> None:
+        """Shut down kernels and the server; kill the process group if it lingers."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                for kernel in self.running_kernels():
+                    self.api("DELETE", f"api/kernels/{kernel['id']}")
+                self.api("POST", "api/shutdown")
+            except requests.RequestException:
+                pass
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+        # Anything it started (kernels) and left behind goes with its group.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, AttributeError):
+            pass
+        self._log.close()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = find_chromium()
+    if path is None:
+        _unavailable(
+            "no Chromium executable found (looked for $CHROMIUM, /usr/bin/chromium and "
+            f"{', '.join(CHROMIUM_CANDIDATES)} on PATH). Install it with "
+            "`sudo apt-get install -y chromium` or run `.ci/install-browser.sh`."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the `playwright` Python package is not installed (pip install playwright)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[JupyterLab]:
+    # Depends on `browser` so that no server starts when the browser is missing.
+    lab = JupyterLab(REPO, tmp_path_factory.mktemp("jupyterlab"))
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def page(
+    browser: Any, jupyter_lab: JupyterLab, artifacts: Path, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    """A fresh browser context (no cookies/storage shared between tests)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    console: list[str] = []
+    pg.on(
+        "console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error",) else None
+    )
+    pg.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    pg.console_errors = console  # type: ignore[attr-defined]
+    yield pg
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        name = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
+        try:
+            pg.screenshot(path=str(artifacts / f"FAILED-{name}.png"), full_page=True)
+        except Exception as exc:  # a dead page must not hide the real failure
+            print(f"could not save failure screenshot: {exc}")
+        print("JupyterLab log tail:\n" + jupyter_lab.log_tail())
+        print("browser console errors:\n" + "\n".join(console[-30:]))
+    context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
