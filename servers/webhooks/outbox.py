@@ -186,16 +186,26 @@ class Outbox:
         return cur.rowcount > 0
 
     # -- messages ------------------------------------------------------------------
-    def enqueue(self, items: list[tuple[str, str, int, bytes]]) -> None:
-        """Insert ``(sub_id, event_type, seq, body)`` rows and commit at once."""
+    def enqueue(self, items: list[tuple[str, str, int, bytes]]) -> list[Message]:
+        """Insert ``(sub_id, event_type, seq, body)`` rows and commit at once;
+        return them as pending messages, ready for a first attempt."""
         now = self.clock()
         self._begin()
-        self.db.executemany(
-            "INSERT INTO messages (msg_id, sub_id, event_type, seq, body, next_attempt_at,"
-            " created_at) VALUES (?,?,?,?,?,?,?)",
-            [(f"msg_{uuid.uuid4().hex}", s, t, q, b, now, now) for s, t, q, b in items],
-        )
+        messages = []
+        for sub_id, event_type, seq, body in items:
+            msg_id = f"msg_{uuid.uuid4().hex}"
+            cur = self.db.execute(
+                "INSERT INTO messages (msg_id, sub_id, event_type, seq, body, next_attempt_at,"
+                " created_at) VALUES (?,?,?,?,?,?,?)",
+                (msg_id, sub_id, event_type, seq, body, now, now),
+            )
+            messages.append(
+                Message(
+                    cur.lastrowid, msg_id, sub_id, event_type, seq, body, "pending", 0, now, None
+                )
+            )
         self.commit()
+        return messages
 
     def due(self, now: float, exclude: set[int], limit: int) -> list[Message]:
         rows = self.db.execute(

@@ -168,7 +168,7 @@ class Provider:
         self.clock = clock
         self.policy = RetryPolicy(config.schedule, config.jitter, random.Random(config.seed))
         self.outbox = Outbox(config.outbox_path, clock)
-        self.pool = ConnectionPool()
+        self.pool = ConnectionPool(max_idle_per_key=config.max_in_flight)
         self._subs: dict[str, Subscription] = {s.id: s for s in self.outbox.subscriptions()}
         self._in_flight: dict[int, asyncio.Task] = {}
         self._wake = asyncio.Event()
@@ -265,13 +265,21 @@ class Provider:
                     body = body or webhook_body(event)
                     items.append((s.id, event.type, event.seq, body))
         if items:
-            self.outbox.enqueue(items)  # committed before any attempt: durable
+            messages = self.outbox.enqueue(items)  # committed before any attempt: durable
             self.enqueued += len(items)
+            # Fast path: start first attempts right away while there is room;
+            # the dispatcher picks up the rest from the outbox.
+            room = self.config.max_in_flight - len(self._in_flight)
+            for message in messages[: max(0, room)]:
+                self._start(message)
             self._wake.set()
+
+    def _start(self, message: Message) -> None:
+        task = asyncio.get_running_loop().create_task(self._attempt(message))
+        self._in_flight[message.id] = task
 
     # -- the dispatcher ----------------------------------------------------------------
     async def _dispatch(self) -> None:
-        loop = asyncio.get_running_loop()
         while not self._closed:
             self._wake.clear()
             free = self.config.max_in_flight - len(self._in_flight)
@@ -279,7 +287,7 @@ class Provider:
             if free > 0:
                 exclude = set(self._in_flight)
                 for message in self.outbox.due(self.clock(), exclude, free):
-                    self._in_flight[message.id] = loop.create_task(self._attempt(message))
+                    self._start(message)
                 if len(self._in_flight) < self.config.max_in_flight:
                     next_at = self.outbox.next_due_at(set(self._in_flight))
                     if next_at is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets as _secrets
@@ -72,6 +73,7 @@ def generate_secret(nbytes: int = 32) -> str:
     return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(nbytes)).decode("ascii")
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_secret(secret: str | bytes) -> bytes:
     """The key bytes of a ``whsec_`` secret (raw bytes pass through)."""
     if isinstance(secret, bytes):

@@ -24,6 +24,7 @@ webhooks case):
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -70,6 +71,7 @@ def classify(ip: IPAddress) -> str:
     return "public" if ip.is_global else "not globally routable"
 
 
+@functools.lru_cache(maxsize=4096)  # an address's category never changes
 def check_address(address: str, allow_loopback: bool = False) -> None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

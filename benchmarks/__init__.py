@@ -1,0 +1,1 @@
+"""Benchmark scripts: ``python -m benchmarks.<topic>``; results in ``benchmarks/results/``."""
