@@ -70,8 +70,8 @@ def test_notebook_runs_and_reacts_to_clicks(notebook: Path, page, jupyter_lab, a
             after = _wait_for_increase(nb, before, ARRIVAL_TIMEOUT)
             assert not after["notSent"], f"button {number}: the trigger reports {after['notSent']}"
             assert any(b > a for a, b in zip(before["panels"], after["panels"], strict=False)), (
-                f"{path}: 'Fire event' button {number} of {len(visible)} was clicked but no arrival "
-                f"panel's received counter went up within {ARRIVAL_TIMEOUT} s "
+                f"{path}: 'Fire event' button {number} of {len(visible)} was clicked but "
+                f"no arrival panel's received counter went up within {ARRIVAL_TIMEOUT} s "
                 f"(before {before['panels']}, after {after['panels']})"
             )
         nb.wait_idle()
