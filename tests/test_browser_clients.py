@@ -1,0 +1,63 @@
+"""lab.browser, kernel side: construction, paths, and the page-derived URL rule.
+
+The browser behaviour itself (EventSource live, fetch buffered by the proxy,
+WebSocket push and echo) is proved in Chromium by tests/e2e/test_browser_clients.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lab import browser
+from lab.browser import (
+    BrowserEventSource,
+    BrowserFetchStream,
+    BrowserWebSocket,
+    kernel_side_proxy_url,
+    proxy_path,
+)
+
+
+def test_each_client_has_its_kind_and_proxy_path() -> None:
+    es = BrowserEventSource(8123, "/stream/sse", event_types=["order.created"])
+    ws = BrowserWebSocket(8123)
+    fetch = BrowserFetchStream(8123, "stream/ndjson?after=3")
+    try:
+        assert (es.kind, ws.kind, fetch.kind) == ("eventsource", "websocket", "fetch")
+        assert es.proxy_path == "proxy/8123/stream/sse"
+        assert ws.proxy_path == "proxy/8123/ws"
+        assert fetch.proxy_path == "proxy/8123/stream/ndjson?after=3"
+        assert es.event_types == ["order.created"]
+        # Nothing has been received until a browser renders it (as under nbval).
+        assert (es.received, es.status, es.arrivals) == (0, "not rendered", [])
+        assert "proxy/8123/stream/sse" in es.title
+    finally:
+        for client in (es, ws, fetch):
+            client.close()
+
+
+@pytest.mark.parametrize("port", [0, -1, 70000])
+def test_bad_port_is_refused(port: int) -> None:
+    with pytest.raises(ValueError, match="port"):
+        BrowserEventSource(port)
+
+
+def test_proxy_paths() -> None:
+    assert proxy_path(9000, "/a/b") == "proxy/9000/a/b"
+    assert kernel_side_proxy_url(9000, "ws", base_url="/user/abc") == "/user/abc/proxy/9000/ws"
+    assert kernel_side_proxy_url(9000, "ws", base_url="/") == "/proxy/9000/ws"
+
+
+def test_kernel_side_url_follows_jupyterhub_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/learner-1/")
+    assert kernel_side_proxy_url(9000, "stream/sse") == "/user/learner-1/proxy/9000/stream/sse"
+
+
+def test_browser_code_derives_the_url_from_the_page() -> None:
+    esm = browser._ESM
+    # No host, port or scheme typed in: the page's own location decides.
+    assert not re.search(r"(ws|http)s?://(localhost|127\.0\.0\.1)", esm)
+    assert 'location.protocol === "https:" ? "wss:" : "ws:"' in esm
+    assert "jupyter-config-data" in esm and '"proxy/"' in esm
