@@ -328,7 +328,8 @@ class ByteCountingRelay:
                     if not data:
                         return
                     other, direction = peers[s]
-                    other.sendall(data)
+                    # Count before forwarding, so whoever reads the counters
+                    # after the peer got the bytes sees them counted.
                     with self._lock:
                         if direction == "up":
                             self.up += len(data)
@@ -338,6 +339,7 @@ class ByteCountingRelay:
                         room = self.keep - len(self.captured[direction])
                         if room > 0:
                             self.captured[direction] += data[:room]
+                    other.sendall(data)
         except OSError:
             return
         finally:

@@ -250,12 +250,19 @@ def test_slow_consumer_is_closed_and_others_are_unaffected():
         assert healthy.recorder.wait_for(sent[-1].seq, timeout=20)
         assert healthy.recorder.lost(sent[-1].seq) == 0
         assert healthy.close_codes == []  # never disconnected
-        # The slow one was told why and closed with 1013 (try again later).
+        # The slow one is told why and closed with 1013 (try again later),
+        # if it reads in time; a reader stuck for longer than close_timeout
+        # just has its TCP connection cut (the notice sat behind the backlog).
         frames = slow.recv_until_close(timeout=10)
         texts = [json.loads(f.payload) for f in frames if f.opcode == 0x1]
-        assert texts[-1]["type"] == "room.slow_consumer", texts[-1].keys()
-        if frames[-1].opcode == 0x8:
+        if frames and frames[-1].opcode == 0x8:
+            assert texts[-1]["type"] == "room.slow_consumer"
             assert parse_close(frames[-1].payload)[0] == 1013
+        else:
+            assert slow.closed_by_peer(timeout=5)
+        assert all("seq" in t for t in texts[1:-1])  # welcome, then only events, in order
+        seqs = [t["seq"] for t in texts if "seq" in t]
+        assert seqs == sorted(seqs) and len(seqs) < len(sent)
         assert wait_until(lambda: room.room_stats(s)["closed_with"].get(1013) == 1, 5)
         slow.close()
     finally:
