@@ -1,0 +1,411 @@
+"""Server-Sent Events: the browser's built-in push stream (WHATWG HTML 9.2).
+
+``GET /stream/sse`` answers ``200`` with ``Content-Type: text/event-stream``
+and ``Cache-Control: no-cache``, then writes one block per event::
+
+    id: 42                       <- the seq; the client echoes it back as Last-Event-ID
+    event: price.tick            <- the type (EventSource: addEventListener("price.tick"))
+    data: {"seq":42,...}         <- the event as JSON (several data: lines when multi-line)
+                                 <- a blank line dispatches the event
+
+plus ``retry: <ms>`` at the start (how long a client waits before
+reconnecting) and ``: heartbeat`` comment lines when nothing happened for
+``heartbeat`` seconds (proxies close idle connections; clients use them to
+notice a dead connection).
+
+Resume: a client that reconnects sends ``Last-Event-ID: <seq>`` (or
+``?lastEventId=<seq>`` for the very first request). The server replays the
+events after it from the hub's bounded log. When it cannot, it says so with
+an ``event: stream.resync`` block instead of silently skipping:
+
+* the id is older than the log holds (the client was away too long);
+* the id is from the future (the server's log restarted);
+* the client read too slowly and its bounded queue overflowed: the stream
+  ends with a resync notice, the client reconnects and catches up from the
+  log (memory per subscriber is bounded by ``queue_size`` events).
+
+An id that is not a sequence number at all is a client bug: ``400`` with the
+reason. A feed closed with ``close_feed()`` answers ``204 No Content``: the
+spec's way of telling a client to stop reconnecting.
+
+Security, shown in notebook 03: ``/stream/sse/private`` needs a short-lived
+token (a cookie, or ``?token=`` because a browser's ``EventSource`` cannot
+send an ``Authorization`` header), and payload fields named in
+``feed.sensitive`` are masked before they go on the wire.
+
+Run standalone: ``python -m servers.sse --port 8000`` then
+``curl -N http://127.0.0.1:8000/stream/sse``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado.iostream import StreamClosedError
+from tornado.web import Application, HTTPError, RequestHandler
+
+from .common import JSONErrorsMixin
+from .events import Event
+from .hub import EventHub, Subscription
+
+RESYNC = "stream.resync"
+MAX_BATCH = 256  # events written per flush when a burst is queued
+
+
+def format_event(
+    data: str,
+    event: str | None = None,
+    id: str | int | None = None,
+    retry: int | None = None,
+) -> str:
+    """One SSE block. ``data`` may hold newlines: each line becomes its own
+    ``data:`` line, and the client joins them back with ``\\n``."""
+    lines = []
+    if id is not None:
+        text = str(id)
+        if any(c in text for c in "\r\n\0"):
+            raise ValueError("an SSE id cannot contain CR, LF or NUL")
+        lines.append(f"id: {text}")
+    if event is not None:
+        if any(c in event for c in "\r\n"):
+            raise ValueError("an SSE event type cannot contain CR or LF")
+        lines.append(f"event: {event}")
+    if retry is not None:
+        lines.append(f"retry: {int(retry)}")
+    normalised = data.replace("\r\n", "\n").replace("\r", "\n")
+    lines.extend(f"data: {line}" for line in normalised.split("\n"))
+    return "\n".join(lines) + "\n\n"
+
+
+def format_comment(text: str = "") -> str:
+    """A comment line (ignored by clients): keeps the connection busy."""
+    return "".join(f": {line}\n" for line in (text or "").split("\n")) + "\n"
+
+
+def mask(value: Any) -> str:
+    """``"4111111111111111"`` -> ``"••••1111"``: enough to recognise, not to use."""
+    text = str(value)
+    return "••••" + text[-4:] if len(text) > 4 else "••••"
+
+
+class StreamAuth:
+    """Short-lived, signed stream tokens: ``<user>.<expires>.<hmac>``.
+
+    A token in a URL ends up in access logs, browser history and proxies:
+    keep its life short (seconds to minutes) and scope it to the stream, so a
+    leaked one is worth little. A cookie is not in the URL, so it is not
+    logged.
+    """
+
+    cookie_name = "stream_session"
+
+    def __init__(self, secret: bytes | None = None, ttl_s: float = 60.0) -> None:
+        self.secret = secret or secrets.token_bytes(32)
+        self.ttl_s = ttl_s
+
+    def _sign(self, body: str) -> str:
+        digest = hmac.new(self.secret, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def issue(self, user: str, ttl_s: float | None = None, now: float | None = None) -> str:
+        if "." in user or not user:
+            raise ValueError("user must be non-empty and contain no '.'")
+        expires = int((now or time.time()) + (self.ttl_s if ttl_s is None else ttl_s))
+        body = f"{user}.{expires}"
+        return f"{body}.{self._sign(body)}"
+
+    def verify(self, token: str | None, now: float | None = None) -> str:
+        """The user the token was issued to; ``PermissionError`` with the reason otherwise."""
+        if not token:
+            raise PermissionError("no token: send the stream_session cookie or ?token=")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise PermissionError("malformed token")
+        user, expires, signature = parts
+        if not hmac.compare_digest(signature, self._sign(f"{user}.{expires}")):
+            raise PermissionError("bad token signature")
+        if not expires.isdigit() or int(expires) < (now or time.time()):
+            raise PermissionError("token expired: ask for a fresh one")
+        return user
+
+
+@dataclass
+class SSEFeed:
+    """The settings of one hub's SSE endpoints, changed live from a notebook.
+
+    Plain attributes, read by the handlers on every loop turn, so setting
+    ``feed.heartbeat_s = 0.5`` from a slider takes effect at once.
+    """
+
+    heartbeat_s: float = 15.0
+    retry_ms: int = 1000
+    queue_size: int = 1000
+    closed: bool = False
+    sensitive: set[str] = field(default_factory=lambda: {"card_number", "email"})
+    auth: StreamAuth = field(default_factory=StreamAuth)
+    heartbeats_sent: int = 0
+    resyncs_sent: int = 0
+    overflows: int = 0
+    handlers: weakref.WeakSet = field(default_factory=weakref.WeakSet, repr=False)
+
+
+_feeds: weakref.WeakKeyDictionary[EventHub, SSEFeed] = weakref.WeakKeyDictionary()
+_feeds_lock = threading.Lock()
+
+
+def feed_of(hub: EventHub) -> SSEFeed:
+    """The one ``SSEFeed`` of this hub (created on first use)."""
+    with _feeds_lock:
+        feed = _feeds.get(hub)
+        if feed is None:
+            feed = _feeds[hub] = SSEFeed()
+        return feed
+
+
+class SSEHandler(JSONErrorsMixin, RequestHandler):
+    """An endless ``text/event-stream`` response: replay after Last-Event-ID, then live."""
+
+    def initialize(self, hub: EventHub, private: bool = False) -> None:
+        self.hub = hub
+        self.feed = feed_of(hub)
+        self.private = private
+        self.subscription: Subscription | None = None
+
+    # -- reading the request ---------------------------------------------------
+    def last_event_id(self) -> int | None:
+        raw = self.request.headers.get("Last-Event-ID")
+        source = "Last-Event-ID"
+        if raw is None:
+            raw, source = self.get_query_argument("lastEventId", None), "lastEventId"
+        if raw is None or raw.strip() == "":
+            return None  # a fresh client: live events from now on
+        raw = raw.strip()
+        if not raw.isdigit():
+            raise HTTPError(
+                400,
+                f"{source} {raw[:40]!r} is not a sequence number this server sent "
+                "(ids here are whole numbers >= 0)",
+            )
+        return int(raw)
+
+    def number_arg(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise HTTPError(400, f"{name}={raw!r} is not a number") from None
+        if not low <= value <= high:
+            raise HTTPError(400, f"{name} must be between {low:g} and {high:g}")
+        return value
+
+    def check_auth(self) -> str:
+        token = self.get_cookie(StreamAuth.cookie_name) or self.get_query_argument("token", None)
+        try:
+            return self.feed.auth.verify(token)
+        except PermissionError as exc:
+            raise HTTPError(401, str(exc)) from None
+
+    # -- writing -----------------------------------------------------------------
+    def public_payload(self, event: Event) -> dict:
+        data = event.to_dict()
+        if self.feed.sensitive & data["payload"].keys():
+            data["payload"] = {
+                k: mask(v) if k in self.feed.sensitive else v for k, v in data["payload"].items()
+            }
+        return data
+
+    def write_event(self, event: Event) -> None:
+        indent = 2 if self.pretty else None
+        separators = None if self.pretty else (",", ":")
+        text = json.dumps(self.public_payload(event), indent=indent, separators=separators)
+        self.write(format_event(text, event=event.type, id=event.seq))
+        self.sent += 1
+
+    def write_resync(self, reason: str, **details: Any) -> None:
+        self.feed.resyncs_sent += 1
+        body = {"reason": reason, **details, "last_seq": self.hub.log.last_seq}
+        self.write(format_event(json.dumps(body, separators=(",", ":")), event=RESYNC))
+
+    # -- the stream --------------------------------------------------------------
+    async def get(self) -> None:
+        if self.feed.closed:
+            # 204: "this feed is over, stop reconnecting" (the spec's way).
+            self.set_status(204)
+            self.finish()
+            return
+        if self.private:
+            self.check_auth()
+        last_id = self.last_event_id()
+        heartbeat = self.number_arg("heartbeat", -1, 0, 3600)
+        self.limit = int(self.number_arg("limit", 0, 0, 10**9))
+        self.pretty = self.get_query_argument("pretty", "0") not in ("0", "", "false")
+        self.sent = 0
+
+        # Subscribe before reading the backlog, so nothing published in
+        # between falls into a gap; duplicates are skipped by seq below.
+        self.subscription = self.hub.subscribe(self.feed.queue_size)
+        self.feed.handlers.add(self)
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer this response
+        self.write(f"retry: {int(self.feed.retry_ms)}\n\n")
+        last_seq = self.hub.log.last_seq
+        if last_id is None:
+            last, backlog = last_seq, []
+        elif last_id > last_seq:
+            self.write_resync(
+                "Last-Event-ID is from the future (this server's log restarted?)",
+                last_event_id=last_id,
+                continue_after=last_seq,
+            )
+            last, backlog = last_seq, []
+        else:
+            backlog, truncated = self.hub.log.since(last_id)
+            last = last_id
+            if truncated:
+                self.write_resync(
+                    "Last-Event-ID is older than the replay buffer: some events are gone, "
+                    "reload the current state",
+                    last_event_id=last_id,
+                    oldest_available=backlog[0].seq if backlog else last_seq + 1,
+                    continue_after=(backlog[0].seq - 1) if backlog else last_seq,
+                )
+        try:
+            for event in backlog:
+                self.write_event(event)
+                last = event.seq
+                if self.limit and self.sent >= self.limit:
+                    return
+            await self.flush()  # headers, retry and backlog go out now
+            await self.pump(last, heartbeat)
+        except StreamClosedError:
+            pass  # the client went away mid-write; on_connection_close cleans up
+        finally:
+            self.subscription.close()
+
+    async def pump(self, last: int, heartbeat: float) -> None:
+        sub = self.subscription
+        assert sub is not None
+        while True:
+            interval = heartbeat if heartbeat >= 0 else self.feed.heartbeat_s
+            try:
+                if interval > 0:
+                    event = await asyncio.wait_for(sub.get(), interval)
+                else:
+                    event = await sub.get()
+            except asyncio.TimeoutError:
+                self.write(format_comment("heartbeat"))
+                self.feed.heartbeats_sent += 1
+                await self.flush()
+                continue
+            if event is None:
+                break
+            batch = [event]
+            # Under load, write what is already queued in one flush: fewer
+            # syscalls, same order, no added latency when idle.
+            while len(batch) < MAX_BATCH and not sub.queue.empty():
+                batch.append(sub.queue.get_nowait())
+            for item in batch:
+                if item is None:
+                    break
+                if item.seq <= last:
+                    continue
+                self.write_event(item)
+                last = item.seq
+                if self.limit and self.sent >= self.limit:
+                    await self.flush()
+                    return
+            await self.flush()
+            if batch[-1] is None:
+                break
+        if sub.overflowed:
+            self.feed.overflows += 1
+            self.write_resync(
+                f"client too slow: more than {sub.maxsize} events queued",
+                continue_after=last,
+            )
+            await self.flush()
+
+    def on_connection_close(self) -> None:
+        # Wakes get() above, so the coroutine ends instead of waiting forever.
+        if self.subscription is not None:
+            self.subscription.close()
+
+    def on_finish(self) -> None:
+        self.feed.handlers.discard(self)
+
+    def end_stream(self) -> None:
+        """End this response (the client may reconnect). Loop thread only."""
+        if self.subscription is not None:
+            self.subscription.close()
+
+
+class TokenHandler(JSONErrorsMixin, RequestHandler):
+    """``POST /stream/token?user=<name>``: a short-lived stream token, also set
+    as an HttpOnly cookie. (A real app would check the user's login first.)"""
+
+    def initialize(self, hub: EventHub) -> None:
+        self.feed = feed_of(hub)
+
+    def post(self) -> None:
+        user = self.get_query_argument("user", "learner")
+        try:
+            token = self.feed.auth.issue(user)
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        self.set_cookie(
+            StreamAuth.cookie_name, token, httponly=True, samesite="Strict", path="/stream"
+        )
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"token": token, "expires_in_s": self.feed.auth.ttl_s})
+
+
+def close_feed(hub: EventHub) -> int:
+    """Close the feed: end open streams, answer 204 from now on. Loop thread
+    only (use ``server.call(sse.close_feed, server.hub)``). Returns how many
+    streams were ended."""
+    feed = feed_of(hub)
+    feed.closed = True
+    handlers = list(feed.handlers)
+    for handler in handlers:
+        handler.end_stream()
+    return len(handlers)
+
+
+def end_streams(hub: EventHub) -> int:
+    """End every open SSE response without closing the feed (clients
+    reconnect with Last-Event-ID). Loop thread only."""
+    handlers = list(feed_of(hub).handlers)
+    for handler in handlers:
+        handler.end_stream()
+    return len(handlers)
+
+
+def routes(hub: EventHub) -> list:
+    return [
+        (r"/stream/sse", SSEHandler, {"hub": hub}),
+        (r"/stream/sse/private", SSEHandler, {"hub": hub, "private": True}),
+        (r"/stream/token", TokenHandler, {"hub": hub}),
+    ]
+
+
+def make_app(hub: EventHub) -> Application:
+    return Application(routes(hub), hub=hub)
+
+
+if __name__ == "__main__":
+    from .runtime import main
+
+    main(make_app, "sse", __doc__.splitlines()[0])
