@@ -249,6 +249,17 @@ OUTCOME_STYLE = {
 }
 
 
+def _style(attempt: dict) -> tuple[str, str, str]:
+    if attempt["outcome"] == "retry":
+        error = attempt["error"] or ""
+        if "timed out" in error:
+            return "x", "#ff7f0e", "timed out, will retry"
+        if "Refused" in error or "Error" in error:
+            return "x", "#8c564b", "connection failed, will retry"
+        return "x", "#d62728", "HTTP error, will retry"
+    return OUTCOME_STYLE.get(attempt["outcome"], ("$?$", "grey", attempt["outcome"]))
+
+
 def delivery_timeline(attempts: list[dict], title: str = "delivery attempts", ax: Any = None):
     """One row per message, one marker per attempt, at the time it started."""
     import matplotlib.pyplot as plt
@@ -273,7 +284,7 @@ def delivery_timeline(attempts: list[dict], title: str = "delivery attempts", ax
         ax.plot(xs, [row[message]] * len(xs), color="#bbb", lw=1, zorder=1)
     seen_labels: set[str] = set()
     for a in attempts:
-        marker, color, label = OUTCOME_STYLE.get(a["outcome"], ("?", "grey", a["outcome"]))
+        marker, color, label = _style(a)
         ax.scatter(
             a["started_at"] - t0,
             row[a["message"]],

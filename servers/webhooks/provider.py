@@ -49,6 +49,7 @@ from ..events import Event
 from ..hub import EventHub
 from . import signing
 from .outbox import Message, Outbox, Subscription
+from .receiver import quiet_log
 from .ssrf import URLRefusedError, check_url_async
 from .wire import ConnectionPool, ProtocolError
 
@@ -427,6 +428,12 @@ class _Base(JSONErrorsMixin, RequestHandler):
     def initialize(self, provider: Provider) -> None:
         self.provider = provider
 
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
+        # A refused registration is an answer (400 with the reason), not a
+        # server problem: only unexpected errors are logged.
+        if not isinstance(value, HTTPError):
+            super().log_exception(typ, value, tb)
+
     def body_json(self) -> dict:
         try:
             doc = json.loads(self.request.body or b"{}")
@@ -530,7 +537,7 @@ def provider_app(outbox_path: str | Path, **options: Any) -> Callable[[EventHub]
 
     def factory(hub: EventHub) -> Application:
         provider = Provider(hub, config)
-        app = Application(routes(provider), hub=hub, provider=provider)
+        app = Application(routes(provider), hub=hub, provider=provider, log_function=quiet_log)
 
         def hook_shutdown() -> None:
             server = app.settings.get("server_thread")
@@ -618,6 +625,9 @@ class ProviderHandle:
 
     def enable(self, sub_id: str) -> None:
         self._call(lambda p: p.enable(sub_id))
+
+    def delete(self, sub_id: str) -> bool:
+        return self._call(lambda p: p.delete(sub_id))
 
     def subscriptions(self) -> list[Subscription]:
         return self._call(Provider.subscriptions)

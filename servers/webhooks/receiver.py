@@ -119,7 +119,7 @@ class Receiver:
         """For ``runtime.start("receiver", receiver.app_factory())``."""
 
         def factory(hub: EventHub) -> Application:
-            return Application(routes(self), hub=hub)
+            return Application(routes(self), hub=hub, log_function=quiet_log)
 
         return factory
 
@@ -283,6 +283,12 @@ class WebhookHandler(RequestHandler):
 def _process_and_note(r: Receiver, msg_id: str, doc: dict, receipt: Receipt) -> None:
     r.process(msg_id, doc)
     r._note(receipt)
+
+
+def quiet_log(handler: RequestHandler) -> None:
+    """No access log: refusals and failures are the demo, not errors to shout
+    about (they are in ``Receiver.receipts``), and log lines printed from a
+    server thread would land in whichever notebook cell runs next."""
 
 
 def routes(receiver: Receiver) -> list:
