@@ -164,8 +164,10 @@ class JupyterLab:
             **kwargs,
         )
 
-    def url(self, path: str) -> str:
-        return f"{self.base}{path}?token={self.token}"
+    def url(self, path: str, reset: bool = False) -> str:
+        """``reset``: start from an empty workspace (no tabs restored from an
+        earlier test)."""
+        return f"{self.base}{path}?{'reset&' if reset else ''}token={self.token}"
 
     def log_tail(self, n: int = 40) -> str:
         try:

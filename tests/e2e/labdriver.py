@@ -66,20 +66,23 @@ _STATE_JS = f"""
 }}
 """
 
-_COUNTERS_JS = """
-() => {
+_COUNTERS_JS = f"""
+(path) => {{
+  // Only this notebook's panel (another tab's DOM may still be in the page).
+  const root = ({_PANEL_JS})(path).node;
+  const cells = [...root.querySelectorAll('.jp-Cell')];
   const panels = [];
-  for (const td of document.querySelectorAll('.jp-OutputArea-output td')) {
+  for (const td of root.querySelectorAll('.jp-OutputArea-output td')) {{
     const m = td.innerText.trim().match(/^received\\s+(\\d+)$/);
-    if (m) panels.push(Number(m[1]));
-  }
-  const browser = [...document.querySelectorAll('.lab-browser-client')].map((e) => ({
+    if (m) panels.push({{ cell: cells.indexOf(td.closest('.jp-Cell')), value: Number(m[1]) }});
+  }}
+  const browser = [...root.querySelectorAll('.lab-browser-client')].map((e) => ({{
     kind: e.dataset.kind, status: e.dataset.status, received: Number(e.dataset.received || 0),
-  }));
-  const notSent = [...document.querySelectorAll('.jp-OutputArea-output')]
+  }}));
+  const notSent = [...root.querySelectorAll('.jp-OutputArea-output')]
     .map((e) => e.innerText).filter((t) => t.includes('not sent:'));
-  return { panels, browser, notSent };
-}
+  return {{ panels, browser, notSent }};
+}}
 """
 
 
@@ -155,7 +158,22 @@ class NotebookPage:
         return None
 
     def counters(self) -> dict:
-        return self.page.evaluate(_COUNTERS_JS)
+        """Every arrival panel's "received" (with the index of its cell), the
+        browser-side clients, and trigger panels reporting "not sent"."""
+        return self.page.evaluate(_COUNTERS_JS, self.path)
+
+    def panel_locator(self) -> Any:
+        """This notebook's panel, to scope locators (buttons) to it."""
+        widget_id = self.page.evaluate(f"(path) => ({_PANEL_JS})(path).id", self.path)
+        return self.page.locator(f'[id="{widget_id}"]')
+
+    @staticmethod
+    def cell_index(locator: Any) -> int:
+        """Index of the notebook cell that holds ``locator``'s element."""
+        return locator.evaluate(
+            "(e) => [...e.closest('.jp-Notebook').querySelectorAll('.jp-Cell')]"
+            ".indexOf(e.closest('.jp-Cell'))"
+        )
 
     # -- running ---------------------------------------------------------------
     def command(self, name: str, active_cell: int | None = None) -> None:

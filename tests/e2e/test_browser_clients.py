@@ -99,7 +99,7 @@ def _wait(nb: NotebookPage, predicate, what: str) -> dict:
 def test_browser_clients_through_jupyter_server_proxy(page, jupyter_lab, artifacts) -> None:
     path = _write_notebook(artifacts).relative_to(jupyter_lab.root).as_posix()
     nb = NotebookPage(page, path)
-    nb.open(jupyter_lab.url(f"lab/tree/{path}"))
+    nb.open(jupyter_lab.url(f"lab/tree/{path}", reset=True))
     try:
         nb.command("notebook:run-all-cells")
         nb.wait_executed(range(2), 120)

@@ -28,12 +28,26 @@ RUN_ALL_TIMEOUT = 240  # seconds for all cells above the clean-up
 ARRIVAL_TIMEOUT = 20  # seconds for a click to show up in a counter
 
 
-def _wait_for_increase(nb: NotebookPage, before: dict, timeout: float) -> dict:
+def _received(counters: dict, cell: int | None = None) -> list[int]:
+    return [p["value"] for p in counters["panels"] if cell is None or p["cell"] == cell]
+
+
+def _grew(before: list[int], after: list[int]) -> list[bool]:
+    return [b > a for a, b in zip(before, after, strict=False)]
+
+
+def _wait_for_arrivals(nb: NotebookPage, before: dict, cell: int, timeout: float) -> dict:
+    """Wait until every panel in the button's cell shows more received events
+    (or, when that cell holds no panel, until any panel does)."""
+    same_cell = bool(_received(before, cell))
     deadline = time.monotonic() + timeout
     while True:
         now = nb.counters()
-        grew = [b > a for a, b in zip(before["panels"], now["panels"], strict=False)]
-        if any(grew) or now["notSent"] or time.monotonic() > deadline:
+        if same_cell:
+            done = all(_grew(_received(before, cell), _received(now, cell)))
+        else:
+            done = any(_grew(_received(before), _received(now)))
+        if done or now["notSent"] or time.monotonic() > deadline:
             return now
         nb.page.wait_for_timeout(250)
 
@@ -43,7 +57,7 @@ def _wait_for_increase(nb: NotebookPage, before: dict, timeout: float) -> dict:
 def test_notebook_runs_and_reacts_to_clicks(notebook: Path, page, jupyter_lab, artifacts) -> None:
     path = notebook.relative_to(REPO).as_posix()
     nb = NotebookPage(page, path)
-    nb.open(jupyter_lab.url(f"lab/tree/{path}"))
+    nb.open(jupyter_lab.url(f"lab/tree/{path}", reset=True))
     try:
         _, cells = nb.state()
         cleanup = nb.cleanup_index()
@@ -59,21 +73,30 @@ def test_notebook_runs_and_reacts_to_clicks(notebook: Path, page, jupyter_lab, a
         assert not start["notSent"], (
             f"a trigger panel shows an error after Run All: {start['notSent']}"
         )
-        buttons = page.get_by_role("button", name="Fire event")
+        buttons = nb.panel_locator().get_by_role("button", name="Fire event")
         visible = [buttons.nth(i) for i in range(buttons.count()) if buttons.nth(i).is_visible()]
         if start["panels"]:
             assert visible, f"{path} shows arrival panels but no visible 'Fire event' button"
         for number, button in enumerate(visible, 1):
-            before = nb.counters()
             button.scroll_into_view_if_needed()
+            cell = nb.cell_index(button)
+            before = nb.counters()
             button.click()  # a real mouse click at the button's position
-            after = _wait_for_increase(nb, before, ARRIVAL_TIMEOUT)
-            assert not after["notSent"], f"button {number}: the trigger reports {after['notSent']}"
-            assert any(b > a for a, b in zip(before["panels"], after["panels"], strict=False)), (
-                f"{path}: 'Fire event' button {number} of {len(visible)} was clicked but "
-                f"no arrival panel's received counter went up within {ARRIVAL_TIMEOUT} s "
-                f"(before {before['panels']}, after {after['panels']})"
-            )
+            after = _wait_for_arrivals(nb, before, cell, ARRIVAL_TIMEOUT)
+            where = f"{path}: 'Fire event' button {number} of {len(visible)} (cell {cell})"
+            assert not after["notSent"], f"{where}: the trigger reports {after['notSent']}"
+            if _received(before, cell):
+                # The contract: every arrival panel shown with a trigger receives its events.
+                assert all(_grew(_received(before, cell), _received(after, cell))), (
+                    f"{where} was clicked but not every arrival panel in its cell shows a new "
+                    f"event within {ARRIVAL_TIMEOUT} s: received before {_received(before, cell)}, "
+                    f"after {_received(after, cell)}"
+                )
+            else:
+                assert any(_grew(_received(before), _received(after))), (
+                    f"{where} was clicked but no arrival panel shows a new event within "
+                    f"{ARRIVAL_TIMEOUT} s: before {_received(before)}, after {_received(after)}"
+                )
         nb.wait_idle()
         end = nb.counters()
         if visible and start["browser"]:
