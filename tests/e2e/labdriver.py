@@ -122,17 +122,20 @@ class NotebookPage:
         raise AssertionError(f"{self.path} did not open with an idle kernel within {timeout} s")
 
     def dismiss_first_run_dialogs(self) -> None:
-        """'Select Kernel' (keep the proposed kernel) and the news toast (No)."""
+        """'Select Kernel' (keep the proposed kernel) and the news toast (No).
+
+        Any other dialog (e.g. "Kernel Restarting") is a failure, reported
+        with its text.
+        """
         dialog = self.page.locator(".jp-Dialog")
         if dialog.count() and dialog.first.is_visible():
             text = dialog.first.inner_text()
-            if "Select Kernel" in text or "kernel" in text.lower():
-                dialog.first.locator(".jp-mod-accept").first.click()
-            else:
+            if "Select Kernel" not in text:
                 raise AssertionError(f"unexpected dialog in JupyterLab: {text[:300]!r}")
-        news = self.page.get_by_role("button", name="No", exact=True)
-        if news.count() and news.first.is_visible():
-            news.first.click()
+            dialog.first.locator(".jp-mod-accept").first.click()
+        toast = self.page.locator(".Toastify__toast").filter(has_text="news")
+        if toast.count() and toast.first.is_visible():
+            toast.first.get_by_role("button", name="No", exact=True).click()
 
     # -- reading ---------------------------------------------------------------
     def state(self) -> tuple[str, list[CellState]]:
