@@ -1,7 +1,7 @@
 """lab.browser, kernel side: construction, paths, and the page-derived URL rule.
 
 The browser behaviour itself (EventSource live, fetch buffered by the proxy,
-WebSocket push and echo) is proved in Chromium by tests/e2e/test_browser_clients.py.
+WebSocket push and echo) is proved in Chromium by tests/e2e/test_browser_clients_in_lab.py.
 """
 
 from __future__ import annotations
