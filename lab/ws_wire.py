@@ -221,10 +221,14 @@ class RawWebSocket:
             self.buffer += chunk
 
     def recv_until_close(self, timeout: float = 5.0, limit: int = 10_000) -> list[Frame]:
-        """Frames up to and including a close frame (or TCP close)."""
+        """Frames up to and including a close frame (or TCP close, or
+        ``timeout`` s of silence)."""
         frames = []
         for _ in range(limit):
-            frame = self.recv_frame(timeout)
+            try:
+                frame = self.recv_frame(timeout)
+            except TimeoutError:
+                break  # the peer neither closed nor sent anything more
             if frame is None:
                 break
             frames.append(frame)

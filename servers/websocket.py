@@ -42,7 +42,7 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from tornado.iostream import StreamClosedError
-from tornado.log import access_log
+from tornado.log import access_log, gen_log
 from tornado.web import Application, HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
@@ -167,6 +167,13 @@ class StrictProtocol(WebSocketProtocol13):
             self._waiting = self.stream.io_loop.call_later(self.close_timeout, self._abort)
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    """Read a finished write's outcome, so a write that failed because the
+    peer left is not reported as "Task exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
+
+
 class TokenBucket:
     """``rate`` tokens a second, at most ``burst`` saved up."""
 
@@ -278,6 +285,12 @@ class RoomHandler(WebSocketHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         JSONErrorsMixin.write_error(self, status_code, **kwargs)
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, HTTPError):  # a refusal we chose: the reason is in the body
+            gen_log.debug("%s: %s", self._request_summary(), value.log_message)
+        else:
+            super().log_exception(typ, value, tb)
+
     def check_origin(self, origin: str) -> bool:
         return True  # already checked, exactly, in prepare()
 
@@ -369,7 +382,7 @@ class RoomHandler(WebSocketHandler):
         self.closing = True
         self.outbox.clear()
         try:
-            self.write_message(
+            notice = self.write_message(
                 json.dumps(
                     {
                         "type": "room.slow_consumer",
@@ -381,6 +394,7 @@ class RoomHandler(WebSocketHandler):
             )
         except WebSocketClosedError:
             return
+        notice.add_done_callback(_retrieve)
         self.close(1013, "slow consumer: reconnect and resume")
 
     def _send_next(self, _done: asyncio.Future | None = None) -> None:
@@ -388,10 +402,11 @@ class RoomHandler(WebSocketHandler):
         the backpressure. A message that finds a write still in flight waits
         in the bounded outbox (where the slow-consumer policy can see it)
         and the in-flight write's completion drains it. An idle client (the
-        usual case in a broadcast) gets its frame written at once, with no
-        extra callback."""
+        usual case in a broadcast) gets its frame written at once."""
         if _done is not None:
             self.drain_pending = False
+            if _done.cancelled() or _done.exception() is not None:
+                return  # the connection is gone; on_close cleans up
         while self.outbox and not self.closing:
             writing = self.writing
             if writing is not None:
@@ -412,6 +427,7 @@ class RoomHandler(WebSocketHandler):
                 self.writing = self.write_message(text)
             except WebSocketClosedError:
                 return
+            self.writing.add_done_callback(_retrieve)
 
     def on_message(self, message: str | bytes) -> None:
         if not self.bucket.take():
@@ -501,7 +517,12 @@ class EchoHandler(WebSocketHandler):
         self.set_nodelay(True)
 
     def on_message(self, message: str | bytes) -> None:
-        self.write_message(message, binary=isinstance(message, bytes))
+        try:
+            self.write_message(message, binary=isinstance(message, bytes)).add_done_callback(
+                _retrieve
+            )
+        except WebSocketClosedError:
+            pass
 
 
 def room_options(**overrides: Any) -> dict[str, Any]:
