@@ -175,6 +175,7 @@ class Provider:
         self._wake = asyncio.Event()
         self._commit_scheduled = False
         self._closed = False
+        self._backlog = True  # rows left pending by an earlier run may be due
         self.recent_requests: OrderedDict[str, bytes] = (
             OrderedDict()
         )  # msg_id -> last request bytes
@@ -270,10 +271,12 @@ class Provider:
             self.enqueued += len(items)
             # Fast path: start first attempts right away while there is room;
             # the dispatcher picks up the rest from the outbox.
-            room = self.config.max_in_flight - len(self._in_flight)
-            for message in messages[: max(0, room)]:
+            room = max(0, self.config.max_in_flight - len(self._in_flight))
+            for message in messages[:room]:
                 self._start(message)
-            self._wake.set()
+            if len(messages) > room:
+                self._backlog = True
+                self._wake.set()
 
     def _start(self, message: Message) -> None:
         task = asyncio.get_running_loop().create_task(self._attempt(message))
@@ -283,12 +286,18 @@ class Provider:
     async def _dispatch(self) -> None:
         while not self._closed:
             self._wake.clear()
+            self._backlog = False
             free = self.config.max_in_flight - len(self._in_flight)
             timeout: float | None = None
-            if free > 0:
+            if free <= 0:
+                self._backlog = True  # full: wake me when a slot frees
+            else:
                 exclude = set(self._in_flight)
-                for message in self.outbox.due(self.clock(), exclude, free):
+                due = self.outbox.due(self.clock(), exclude, free)
+                for message in due:
                     self._start(message)
+                if len(due) == free:
+                    self._backlog = True  # there may be more due rows than room
                 if len(self._in_flight) < self.config.max_in_flight:
                     next_at = self.outbox.next_due_at(set(self._in_flight))
                     if next_at is not None:
@@ -361,7 +370,11 @@ class Provider:
         )
         self._commit_soon()
         self._in_flight.pop(message.id, None)
-        self._wake.set()
+        # Wake the dispatcher only when it has something to do: a retry to
+        # schedule, or rows waiting for a free slot. (A delivered message
+        # needs no database query: the common case stays cheap.)
+        if outcome == "retry" or self._backlog:
+            self._wake.set()
 
     def _disable(self, sub_id: str, reason: str) -> None:
         sub = self._subs.get(sub_id)
@@ -392,6 +405,7 @@ class Provider:
     # -- dead letters -----------------------------------------------------------------
     def replay(self, message_ids: list[int] | None = None) -> int:
         n = self.outbox.replay(message_ids)
+        self._backlog = True
         self._wake.set()
         return n
 

@@ -129,8 +129,22 @@ def check_url(
     return _finish(url, scheme, host, port, target, addresses, allow_loopback)
 
 
+@functools.lru_cache(maxsize=1024)
+def _check_literal(url: str, allow_loopback: bool) -> CheckedURL | None:
+    """The verdict for a URL whose host is an IP address never changes: cache it.
+    None when the host is a name (that one is resolved at every delivery)."""
+    scheme, host, port, target = _split(url)
+    literal = _literal(host)
+    if literal is None:
+        return None
+    return _finish(url, scheme, host, port, target, [literal], allow_loopback)
+
+
 async def check_url_async(url: str, allow_loopback: bool = False) -> CheckedURL:
     """The same check at delivery time, without blocking the event loop."""
+    checked = _check_literal(url, allow_loopback)  # raises URLRefusedError (not cached)
+    if checked is not None:
+        return checked
     scheme, host, port, target = _split(url)
     literal = _literal(host)
     if literal is not None:
