@@ -22,7 +22,9 @@ an ``event: stream.resync`` block instead of silently skipping:
 * the id is from the future (the server's log restarted);
 * the client read too slowly and its bounded queue overflowed: the stream
   ends with a resync notice, the client reconnects and catches up from the
-  log (memory per subscriber is bounded by ``queue_size`` events).
+  log. Memory per subscriber is bounded: at most ``queue_size`` queued
+  events plus one written batch; a reader that does not even drain the
+  notice within ``SLOW_READER_GRACE_S`` is disconnected.
 
 An id that is not a sequence number at all is a client bug: ``400`` with the
 reason. A feed closed with ``close_feed()`` answers ``204 No Content``: the
@@ -60,6 +62,7 @@ from .hub import EventHub, Subscription
 
 RESYNC = "stream.resync"
 MAX_BATCH = 256  # events written per flush when a burst is queued
+SLOW_READER_GRACE_S = 5.0  # after an overflow, how long the resync notice may take to drain
 
 
 def format_event(
@@ -308,7 +311,7 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
             except asyncio.TimeoutError:
                 self.write(format_comment("heartbeat"))
                 self.feed.heartbeats_sent += 1
-                await self.flush()
+                await self.send()
                 continue
             if event is None:
                 break
@@ -325,9 +328,9 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
                 self.write_event(item)
                 last = item.seq
                 if self.limit and self.sent >= self.limit:
-                    await self.flush()
+                    await self.send()
                     return
-            await self.flush()
+            await self.send()
             if batch[-1] is None:
                 break
         if sub.overflowed:
@@ -336,7 +339,28 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
                 f"client too slow: more than {sub.maxsize} events queued",
                 continue_after=last,
             )
-            await self.flush()
+            # End the response and the connection (the client reconnects on a
+            # fresh one). A reader that does not take even this within the
+            # grace period loses the notice: the unread bytes must not sit in
+            # the server's write buffer for as long as it stays connected.
+            finished = asyncio.ensure_future(self.finish())
+            await asyncio.wait({finished}, timeout=SLOW_READER_GRACE_S)
+            stream = getattr(self.request.connection, "stream", None)
+            if stream is not None:
+                stream.close()
+
+    async def send(self) -> None:
+        """``flush()``, but a reader whose queue overflowed and who still does
+        not drain what was written within ``SLOW_READER_GRACE_S`` is
+        disconnected: the server never holds more than one batch for it."""
+        pending = self.flush()
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=SLOW_READER_GRACE_S)
+            if done:
+                return pending.result()
+            if self.subscription is not None and self.subscription.overflowed:
+                self.request.connection.stream.close()
+                raise StreamClosedError()
 
     def on_connection_close(self) -> None:
         # Wakes get() above, so the coroutine ends instead of waiting forever.
