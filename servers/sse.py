@@ -290,8 +290,10 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
                 self.write_event(event)
                 last = event.seq
                 if self.limit and self.sent >= self.limit:
-                    return
+                    break
             await self.flush()  # headers, retry and backlog go out now
+            if self.limit and self.sent >= self.limit:
+                return
             await self.pump(last, heartbeat)
         except StreamClosedError:
             pass  # the client went away mid-write; on_connection_close cleans up

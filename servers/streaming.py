@@ -76,8 +76,10 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
                 last = event.seq
                 sent += 1
                 if limit and sent >= limit:
-                    return
+                    break
             await self.flush()  # sends the headers (and backlog) now
+            if limit and sent >= limit:
+                return
             while (event := await self.subscription.get()) is not None:
                 if event.seq <= last:
                     continue
@@ -106,7 +108,7 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
             self.subscription.close()
 
 
-class CloseDelimitedHandler(RequestHandler):
+class CloseDelimitedHandler(JSONErrorsMixin, RequestHandler):
     """NDJSON lines in a response with neither chunking nor Content-Length.
 
     HTTP/1.0 style: the end of the body is the end of the connection. Tornado
@@ -153,7 +155,7 @@ class CloseDelimitedHandler(RequestHandler):
             stream.close()
 
 
-class BufferingProxyHandler(RequestHandler):
+class BufferingProxyHandler(JSONErrorsMixin, RequestHandler):
     """A reverse proxy with jupyter-server-proxy 4.6's rule: stream the
     response only when ``Accept`` is exactly ``text/event-stream``; otherwise
     wait for the whole upstream body and send it in one piece."""
@@ -190,6 +192,8 @@ class BufferingProxyHandler(RequestHandler):
             if exc.response is None:
                 raise HTTPError(502, f"upstream failed: {exc}") from None
             response = exc.response
+        except OSError as exc:  # refused, reset, unreachable
+            raise HTTPError(502, f"upstream unreachable: {exc}") from None
         self.copy_headers(response.code, response.headers)
         self.finish(response.body or b"")
 
@@ -225,8 +229,14 @@ class BufferingProxyHandler(RequestHandler):
                     streaming_callback=on_chunk,
                 )
             )
-        except (HTTPClientError, StreamClosedError, OSError):
-            pass
+        except HTTPClientError as exc:
+            if exc.response is None and not state["started"]:
+                raise HTTPError(502, f"upstream failed: {exc}") from None
+        except StreamClosedError:
+            pass  # our client went away
+        except OSError as exc:
+            if not state["started"]:
+                raise HTTPError(502, f"upstream unreachable: {exc}") from None
         if not state["started"]:
             self.copy_headers(state["status"], upstream_headers)
         if not self.request.connection.stream.closed():
