@@ -1,0 +1,152 @@
+"""Resource readings and plots for the scaling notebook.
+
+``snapshot(pid)`` reads a process's memory (RSS), open file descriptors (or
+handles on Windows), CPU seconds and the descriptor limit. The limit comes
+from the ``resource`` module, which exists on POSIX only: on Windows there is
+no ``ulimit -n`` (sockets are handles, limited by memory), so ``fd_limit`` is
+``None`` and the table says so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+try:  # POSIX only
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
+
+@dataclass
+class Snapshot:
+    pid: int
+    rss_bytes: int
+    fds: int
+    fd_limit: int | None
+    cpu_seconds: float
+
+    def __sub__(self, other: Snapshot) -> dict[str, float]:
+        return {
+            "rss_bytes": self.rss_bytes - other.rss_bytes,
+            "fds": self.fds - other.fds,
+            "cpu_seconds": self.cpu_seconds - other.cpu_seconds,
+        }
+
+
+def fd_limit() -> int | None:
+    """The soft ``ulimit -n`` of this process; None where there is none."""
+    if resource is None:
+        return None
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def snapshot(pid: int | None = None) -> Snapshot:
+    proc = psutil.Process(pid or os.getpid())
+    fds = proc.num_fds() if hasattr(proc, "num_fds") else proc.num_handles()
+    cpu = proc.cpu_times()
+    limit = fd_limit() if (pid is None or pid == os.getpid()) else _limit_of(proc)
+    return Snapshot(proc.pid, proc.memory_info().rss, fds, limit, cpu.user + cpu.system)
+
+
+def _limit_of(proc: psutil.Process) -> int | None:
+    try:
+        return proc.rlimit(psutil.RLIMIT_NOFILE)[0]  # Linux only
+    except (AttributeError, psutil.Error):
+        return fd_limit()
+
+
+def per_connection(before: Snapshot, after: Snapshot, n: int) -> dict[str, Any]:
+    """Memory and descriptors per connection between two snapshots."""
+    delta = after - before
+    n = max(1, n)
+    return {
+        "connections": n,
+        "rss_delta_mib": delta["rss_bytes"] / 2**20,
+        "kib_per_connection": delta["rss_bytes"] / 1024 / n,
+        "fds_in_use": after.fds,
+        "fd_limit": after.fd_limit,
+        "fd_headroom": None if after.fd_limit is None else after.fd_limit - after.fds,
+        "cpu_seconds": delta["cpu_seconds"],
+    }
+
+
+def resource_table(rows: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of ``per_connection`` results keyed by label."""
+    head = "| | connections | RSS added | per connection | fds in use / `ulimit -n` | CPU s |\n"
+    head += "|---|---:|---:|---:|---:|---:|\n"
+    for label, r in rows.items():
+        limit = "no limit (Windows)" if r["fd_limit"] is None else str(r["fd_limit"])
+        head += (
+            f"| {label} | {r['connections']} | {r['rss_delta_mib']:.1f} MiB | "
+            f"{r['kib_per_connection']:.1f} KiB | {r['fds_in_use']} / {limit} | "
+            f"{r['cpu_seconds']:.2f} |\n"
+        )
+    return head
+
+
+def plot_fanout(rows: list[dict[str, Any]], benchmark: dict | None = None, ax: Any = None) -> Any:
+    """Server fan-out time and client p99 against N, naive vs encode-once.
+
+    ``rows``: dicts with ``n``, ``mode``, ``fanout_ms``, ``p99_ms``.
+    ``benchmark``: optional ``benchmarks/results/scaling.json`` content, whose
+    10,000-connection points are drawn hollow and labelled as such.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(11, 4))
+    colors = {"naive": "tab:red", "once": "tab:blue"}
+    for mode in ("naive", "once"):
+        pts = sorted((r["n"], r["fanout_ms"], r["p99_ms"]) for r in rows if r["mode"] == mode)
+        if not pts:
+            continue
+        ns, fan, p99 = zip(*pts, strict=False)
+        ax[0].plot(ns, fan, "o-", color=colors[mode], label=f"{mode} (this run)")
+        ax[1].plot(ns, p99, "o-", color=colors[mode], label=f"{mode} (this run)")
+    for point in (benchmark or {}).get("fanout", []):
+        if point.get("kind") != "ws":
+            continue
+        mode = point["mode"]
+        kw = {"mfc": "none", "color": colors.get(mode, "k"), "ms": 9}
+        ax[0].plot([point["n"]], [point["fanout_ms"]], "s", label=f"{mode}, benchmark", **kw)
+        ax[1].plot([point["n"]], [point["p99_ms"]], "s", label=f"{mode}, benchmark", **kw)
+    titles = ("server: time to write the frame to all N", "clients: p99 arrival")
+    for a, title in zip(ax, titles, strict=False):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("connected clients N")
+        a.set_ylabel("ms")
+        a.set_title(title)
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize=8)
+    return ax
+
+
+def plot_arrivals(deliveries: dict[str, Any], ax: Any = None) -> Any:
+    """Histogram of per-client arrival latency for a few ``Delivery`` objects."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    for label, d in deliveries.items():
+        if d.latencies_ms:
+            ax.hist(d.latencies_ms, bins=30, alpha=0.6, label=f"{label} (p99 {d.p99_ms:.1f} ms)")
+    ax.set_xlabel("arrival - publish (ms)")
+    ax.set_ylabel("clients")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def n_slider(default: int = 200, maximum: int = 10_000) -> Any:
+    """The N slider (its programmatic twin: ``slider.value = ...``)."""
+    import ipywidgets as widgets
+
+    return widgets.IntSlider(
+        value=default, min=10, max=maximum, step=10, description="N clients",
+        continuous_update=False, style={"description_width": "initial"},
+        layout=widgets.Layout(width="480px"),
+    )  # fmt: skip

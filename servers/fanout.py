@@ -1,0 +1,619 @@
+"""A server built for fan-out: one event, thousands of connections.
+
+Every published event is broadcast to every connected WebSocket (``/ws``) and
+SSE stream (``/sse``). Two things make this module different from the
+teaching room of notebook 02 and the feed of notebook 03:
+
+1. **How the bytes are made.** ``mode="naive"`` does what a first version
+   does: for each client, serialise the event to JSON and call
+   ``write_message()`` (WebSocket) or ``write()`` + ``flush()`` (SSE), so the
+   JSON encoding, the UTF-8 encoding and the frame header are rebuilt N times.
+   ``mode="once"`` builds the wire bytes a single time (a complete unmasked
+   WebSocket text frame, a complete HTTP chunk holding the SSE event) and hands
+   the very same ``bytes`` object to every connection's ``IOStream.write``.
+
+   Why writing to the stream is safe here (and only here): a server's
+   WebSocket frames are never masked (RFC 6455 5.1), so without
+   permessage-deflate the frame is identical for every client; we never
+   negotiate compression (``get_compression_options`` returns None) and check
+   that the connection has no compressor before taking the shortcut. For SSE
+   the chunk framing (``<hex length>\\r\\n...\\r\\n``) is what Tornado's
+   ``HTTP1Connection`` would add for an HTTP/1.1 response; HTTP/1.0 clients
+   get the unchunked bytes. Everything goes through the same ``IOStream``, so
+   ordering with Tornado's own writes (headers, close frames) is preserved.
+   What we give up: Tornado's per-message byte counters.
+
+2. **Where events come from: a pluggable backplane.** With
+   ``InMemoryBackplane`` (the default) an event reaches the clients of this
+   process only. With ``RedisBackplane`` every process PUBLISHes to one Redis
+   channel and SUBSCRIBEs to it, and fans out locally what it hears, so an
+   event published on server A reaches the clients of server B.
+
+Resume. Every event carries a sequence number and each process keeps a
+bounded log; a client reconnecting with ``?last_seq=N`` (WebSocket) or
+``Last-Event-ID: N`` (SSE) first gets what it missed. Across processes this
+only works if the numbers mean the same thing everywhere: with Redis a Lua
+script INCRements one counter and PUBLISHes in a single atomic step, so the
+sequence is global and every process receives the events in sequence order
+and logs the same numbers. A client of a crashed server can then resume on
+any survivor. (Numbering per process would make seq 7 on A and seq 7 on B
+different events: resume across processes would silently skip or repeat.)
+
+Operations: ``GET /health`` answers 200 with counts while serving and 503
+while draining, for a load balancer's health check; ``POST /drain`` (or
+SIGTERM when run standalone) closes every WebSocket with 1001 "going away"
+and ends every SSE stream, so clients move to another server and resume.
+
+Standalone: ``python -m servers.fanout --port 8000 [--redis redis://...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from tornado.iostream import StreamClosedError
+from tornado.web import Application, HTTPError, RequestHandler
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from .common import JSONErrorsMixin, parse_cursor
+from .events import Event
+from .hub import EventHub
+
+MODES = ("naive", "once")
+DRAIN_CODE = 1001  # RFC 6455 7.4.1: "going away", e.g. a server going down
+
+
+# -- wire encoding ------------------------------------------------------------
+def encode_text_frame(payload: bytes | str) -> bytes:
+    """One complete, unmasked WebSocket text frame (FIN=1, opcode 1)."""
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    n = len(data)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n <= 0xFFFF:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + data
+
+
+def sse_text(event: Event) -> str:
+    """One SSE event: ``id``, ``event`` and one ``data`` line of JSON."""
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.to_json()}\n\n"
+
+
+def http_chunk(data: bytes) -> bytes:
+    """``data`` framed as one HTTP/1.1 chunk (RFC 9112 7.1)."""
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+# -- the log that makes resume possible --------------------------------------
+class SeqLog:
+    """The last ``capacity`` events, keyed by a sequence number given to us.
+
+    Unlike ``servers.events.EventLog`` it does not number events itself: with
+    a backplane the number comes from whoever assigned it (the Redis counter).
+    """
+
+    def __init__(self, capacity: int = 10_000, start_at: int = 0) -> None:
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self.last_seq = start_at
+        self._lock = threading.Lock()
+
+    def start_at(self, seq: int) -> None:
+        with self._lock:
+            if not self._events:
+                self.last_seq = max(self.last_seq, seq)
+
+    def append(self, event: Event) -> bool:
+        """Keep ``event``; False (and ignored) if its seq is not new."""
+        with self._lock:
+            if event.seq <= self.last_seq:
+                return False
+            self._events.append(event)
+            self.last_seq = event.seq
+            return True
+
+    def since(self, seq: int) -> tuple[list[Event], bool]:
+        """Events after ``seq`` and whether some are already gone (resync)."""
+        with self._lock:
+            if seq < 0:
+                raise ValueError(f"sequence number {seq} is negative")
+            if seq > self.last_seq:
+                raise ValueError(
+                    f"sequence number {seq} is in the future (last is {self.last_seq})"
+                )
+            oldest = self._events[0].seq if self._events else self.last_seq + 1
+            return [e for e in self._events if e.seq > seq], seq + 1 < oldest
+
+
+# -- backplanes -----------------------------------------------------------------
+Deliver = Callable[[Event], None]
+
+
+class InMemoryBackplane:
+    """One process only: an event reaches the clients connected here."""
+
+    name = "in-memory"
+
+    def __init__(self) -> None:
+        self._deliver: Deliver | None = None
+        self._seq = 0
+
+    async def start(self, deliver: Deliver) -> int:
+        self._deliver = deliver
+        return self._seq
+
+    async def publish(self, type: str, payload: dict, sent_ns: int, seq: int | None = None) -> int:
+        assert self._deliver is not None, "backplane not started"
+        self._seq = seq if seq is not None else self._seq + 1
+        self._deliver(Event(self._seq, type, payload, sent_ns))
+        return self._seq
+
+    async def close(self) -> None:
+        self._deliver = None
+
+
+# INCR and PUBLISH in one atomic step: Redis runs a script without
+# interleaving other commands, so channel order == sequence order even with
+# several publishers. The seq travels as a prefix because cjson would turn
+# the nanosecond timestamp into a double and lose digits.
+_PUBLISH_LUA = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', KEYS[2], seq .. '|' .. ARGV[1])
+return seq
+"""
+
+
+class RedisBackplane:
+    """Redis pub/sub: every process publishes to, and subscribes to, one channel."""
+
+    name = "redis"
+
+    def __init__(self, url: str, channel: str = "fanout:events", seq_key: str = "fanout:seq"):
+        self.url = url
+        self.channel = channel
+        self.seq_key = seq_key
+        self._redis: Any = None
+        self._pubsub: Any = None
+        self._task: asyncio.Task | None = None
+        self._script: Any = None
+        self.received = 0
+
+    async def start(self, deliver: Deliver) -> int:
+        import redis.asyncio as aioredis  # optional dependency: only for this backplane
+
+        self._redis = aioredis.from_url(self.url)
+        self._pubsub = self._redis.pubsub()
+        await self._pubsub.subscribe(self.channel)
+        self._script = self._redis.register_script(_PUBLISH_LUA)
+        self._task = asyncio.get_running_loop().create_task(self._listen(deliver))
+        # Start the local log at the global counter, so a client that already
+        # saw seq N can resume here even if this process started after N.
+        return int(await self._redis.get(self.seq_key) or 0)
+
+    async def _listen(self, deliver: Deliver) -> None:
+        async for message in self._pubsub.listen():
+            if message.get("type") != "message":
+                continue
+            raw = message["data"]
+            seq, _, body = raw.partition(b"|")
+            data = json.loads(body)
+            self.received += 1
+            deliver(Event(int(seq), data["type"], data.get("payload") or {}, data["sent_ns"]))
+
+    async def publish(self, type: str, payload: dict, sent_ns: int, seq: int | None = None) -> int:
+        body = json.dumps({"type": type, "payload": payload, "sent_ns": sent_ns})
+        return int(await self._script(keys=[self.seq_key, self.channel], args=[body]))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+# -- the broadcaster: connections, log, modes -------------------------------------
+class Broadcaster:
+    """Every connection of this process, and how an event reaches them all."""
+
+    def __init__(self, hub: EventHub, backplane: Any = None, mode: str = "once") -> None:
+        self.hub = hub
+        self.backplane = backplane or InMemoryBackplane()
+        self.set_mode(mode)
+        self.log = SeqLog()
+        self.ws: set[FanoutWebSocket] = set()
+        self.sse: set[FanoutSSE] = set()
+        self.draining = False
+        self.last_fanout: dict[str, Any] = {}
+        self.fanouts: list[dict[str, Any]] = []
+        self.delivered_events = 0
+        self._task: asyncio.Task | None = None
+        self.started: asyncio.Task | None = None
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+
+    async def start(self) -> None:
+        self.log.start_at(await self.backplane.start(self.deliver))
+        # Events published through the hub (``server.publish()`` from a
+        # notebook cell, any thread) go to the backplane from here.
+        sub = self.hub.subscribe(maxsize=1_000_000)
+        self._task = asyncio.get_running_loop().create_task(self._forward(sub))
+
+    async def _forward(self, sub: Any) -> None:
+        in_memory = isinstance(self.backplane, InMemoryBackplane)
+        while (event := await sub.get()) is not None:
+            # In memory the hub's number is the global one; Redis assigns its own.
+            await self.backplane.publish(
+                event.type, event.payload, event.sent_ns, event.seq if in_memory else None
+            )
+
+    async def publish(self, type: str, payload: dict) -> int:
+        """Publish from a request handler; returns the seq clients will see."""
+        if isinstance(self.backplane, InMemoryBackplane):
+            return self.hub.publish(type, payload).seq
+        return await self.backplane.publish(type, payload, time.monotonic_ns())
+
+    async def close(self) -> None:
+        """Idempotent: the standalone main and the runtime's hook both call it."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+            await self.backplane.close()
+
+    # -- loop thread: one event to every connection -------------------------
+    def deliver(self, event: Event) -> None:
+        if not self.log.append(event):
+            return  # a seq we already have: never send it twice
+        self.delivered_events += 1
+        started = time.perf_counter()
+        if self.mode == "once":
+            self._fan_out_once(event)
+        else:
+            self._fan_out_naive(event)
+        record = {
+            "seq": event.seq,
+            "mode": self.mode,
+            "clients": len(self.ws) + len(self.sse),
+            "seconds": time.perf_counter() - started,
+        }
+        self.last_fanout = record
+        self.fanouts.append(record)
+        del self.fanouts[:-1000]
+
+    def _fan_out_naive(self, event: Event) -> None:
+        for handler in list(self.ws):
+            try:
+                # to_json() per client: the encoding work is repeated N times
+                handler.write_message(event.to_json())
+            except WebSocketClosedError:
+                self.ws.discard(handler)
+        for handler in list(self.sse):
+            try:
+                handler.write(sse_text(event))
+                handler.flush()
+            except StreamClosedError:
+                self.sse.discard(handler)
+
+    def _fan_out_once(self, event: Event) -> None:
+        frame = encode_text_frame(event.to_json())
+        body = sse_text(event).encode("utf-8")
+        chunked = http_chunk(body)
+        for handler in list(self.ws):
+            conn = handler.ws_connection
+            try:
+                if conn is None or conn.is_closing():
+                    raise StreamClosedError()
+                if getattr(conn, "_compressor", None) is not None:
+                    handler.write_message(event.to_json())  # per-client bytes
+                else:
+                    conn.stream.write(frame)  # the same bytes object for all
+            except (StreamClosedError, WebSocketClosedError):
+                self.ws.discard(handler)
+        for handler in list(self.sse):
+            connection = handler.request.connection
+            try:
+                data = chunked if getattr(connection, "_chunking_output", False) else body
+                connection.stream.write(data)
+            except StreamClosedError:
+                self.sse.discard(handler)
+
+    def replay(self, last_seq: int) -> tuple[list[Event], str | None]:
+        """What a reconnecting client missed, or why it must resync."""
+        try:
+            events, truncated = self.log.since(last_seq)
+        except ValueError as exc:
+            return [], str(exc)
+        if truncated:
+            return events, f"events after {last_seq} are no longer in this server's log"
+        return events, None
+
+    def drain(self) -> int:
+        """Stop serving: 503 on /health, close every client so it moves on."""
+        self.draining = True
+        closing = len(self.ws) + len(self.sse)
+        for handler in list(self.ws):
+            handler.close(DRAIN_CODE, "server draining: reconnect elsewhere")
+        for handler in list(self.sse):
+            handler.end_stream()
+        return closing
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "draining" if self.draining else "ok",
+            "pid": os.getpid(),
+            "backplane": self.backplane.name,
+            "mode": self.mode,
+            "ws": len(self.ws),
+            "sse": len(self.sse),
+            "last_seq": self.log.last_seq,
+            "delivered_events": self.delivered_events,
+            "last_fanout": self.last_fanout,
+        }
+
+
+# -- handlers -----------------------------------------------------------------------
+def _last_seq(handler: RequestHandler) -> int | None:
+    """``?last_seq=N`` or SSE's ``Last-Event-ID: N``; 400 if malformed."""
+    header = handler.request.headers.get("Last-Event-ID")
+    if header is not None and handler.get_query_argument("last_seq", None) is None:
+        try:
+            value = int(header)
+        except ValueError:
+            raise HTTPError(400, f"Last-Event-ID {header!r} is not a whole number") from None
+        if value < 0:
+            raise HTTPError(400, f"Last-Event-ID {value} is negative")
+        return value
+    if handler.get_query_argument("last_seq", None) is None:
+        return None
+    return parse_cursor(handler, "last_seq")
+
+
+class FanoutWebSocket(JSONErrorsMixin, WebSocketHandler):
+    """One subscriber: receives every broadcast; ``?last_seq=N`` resumes."""
+
+    def initialize(self, broadcaster: Broadcaster) -> None:
+        self.b = broadcaster
+
+    def prepare(self) -> None:
+        if self.b.draining:
+            raise HTTPError(503, "server draining: connect to another one")
+        self.resume_from = _last_seq(self)  # 400 before upgrading if malformed
+
+    def get_compression_options(self) -> None:
+        return None  # encode-once relies on identical, uncompressed frames
+
+    def open(self) -> None:
+        if self.resume_from is not None:
+            missed, problem = self.b.replay(self.resume_from)
+            if problem:
+                self.write_message(
+                    {"type": "_resync", "reason": problem, "last_seq": self.b.log.last_seq}
+                )
+            for event in missed:
+                self.write_message(event.to_json())
+        # Added after the replay, on the loop thread: nothing can slip between.
+        self.b.ws.add(self)
+
+    def on_message(self, message: str | bytes) -> None:
+        pass  # one-way fan-out; client messages are ignored
+
+    def on_close(self) -> None:
+        self.b.ws.discard(self)
+
+
+class FanoutSSE(JSONErrorsMixin, RequestHandler):
+    """One SSE stream of every broadcast; ``Last-Event-ID`` resumes."""
+
+    def initialize(self, broadcaster: Broadcaster) -> None:
+        self.b = broadcaster
+        self._done: asyncio.Future | None = None
+
+    async def get(self) -> None:
+        if self.b.draining:
+            raise HTTPError(503, "server draining: connect to another one")
+        resume_from = _last_seq(self)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        self.write("retry: 500\n\n")
+        if resume_from is not None:
+            missed, problem = self.b.replay(resume_from)
+            if problem:
+                payload = json.dumps({"reason": problem, "last_seq": self.b.log.last_seq})
+                self.write(f"event: _resync\ndata: {payload}\n\n")
+            for event in missed:
+                self.write(sse_text(event))
+        self._done = asyncio.get_running_loop().create_future()
+        self.flush()
+        self.b.sse.add(self)
+        await self._done
+        self.b.sse.discard(self)
+
+    def end_stream(self) -> None:
+        """Drain: finish the response; the client reconnects elsewhere."""
+        self.b.sse.discard(self)
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    def on_connection_close(self) -> None:
+        self.end_stream()
+
+
+class HealthHandler(RequestHandler):
+    """Health check for a load balancer: 200 while serving, 503 while draining."""
+
+    def initialize(self, broadcaster: Broadcaster) -> None:
+        self.b = broadcaster
+
+    def get(self) -> None:
+        self.set_status(503 if self.b.draining else 200)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(self.b.health()))
+
+
+class PublishHandler(JSONErrorsMixin, RequestHandler):
+    """``POST /publish {"type": ..., "payload": {...}}`` -> ``{"seq": N}``."""
+
+    def initialize(self, broadcaster: Broadcaster) -> None:
+        self.b = broadcaster
+
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise HTTPError(400, "body is not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            raise HTTPError(400, 'expected {"type": "<string>", "payload": {...}}')
+        payload = body.get("payload") or {}
+        if not isinstance(payload, dict):
+            raise HTTPError(400, "payload must be a JSON object")
+        seq = await self.b.publish(body["type"], payload)
+        self.finish({"seq": seq, "pid": os.getpid()})
+
+
+class ModeHandler(JSONErrorsMixin, RequestHandler):
+    """``POST /mode?mode=naive|once``: switch how fan-out builds its bytes."""
+
+    def initialize(self, broadcaster: Broadcaster) -> None:
+        self.b = broadcaster
+
+    def post(self) -> None:
+        mode = self.get_query_argument("mode", "")
+        try:
+            self.b.set_mode(mode)
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        self.finish({"mode": mode})
+
+
+class DrainHandler(RequestHandler):
+    """``POST /drain``: graceful shutdown, step one (see ``Broadcaster.drain``)."""
+
+    def initialize(self, broadcaster: Broadcaster) -> None:
+        self.b = broadcaster
+
+    def post(self) -> None:
+        self.finish({"closing": self.b.drain()})
+
+
+def routes(hub: EventHub, backplane: Any = None, mode: str = "once") -> list:
+    b = Broadcaster(hub, backplane, mode)
+    # Awaitable: ``server.call(lambda: b.started)`` returns once subscribed.
+    b.started = asyncio.get_running_loop().create_task(b.start())
+    kw = {"broadcaster": b}
+    return [
+        (r"/ws", FanoutWebSocket, kw),
+        (r"/sse", FanoutSSE, kw),
+        (r"/health", HealthHandler, kw),
+        (r"/publish", PublishHandler, kw),
+        (r"/mode", ModeHandler, kw),
+        (r"/drain", DrainHandler, kw),
+    ]
+
+
+def make_app(hub: EventHub, backplane: Any = None, mode: str = "once") -> Application:
+    """The app; its ``settings["broadcaster"]`` is the fan-out state."""
+    table = routes(hub, backplane, mode)
+    app = Application(table, hub=hub, websocket_max_message_size=64 * 1024)
+    b = app.settings["broadcaster"] = table[0][2]["broadcaster"]
+
+    def register_close() -> None:
+        # The runtime sets "server_thread" after the factory returns: close the
+        # backplane (Redis connections) when that server stops.
+        server = app.settings.get("server_thread")
+        if server is not None:
+            server.add_shutdown_hook(b.close)
+
+    asyncio.get_running_loop().call_soon(register_close)
+    return app
+
+
+def factory(backplane_url: str | None = None, mode: str = "once") -> Callable:
+    """An app factory for ``runtime.start``: ``factory("redis://...")``."""
+
+    def build(hub: EventHub) -> Application:
+        backplane = RedisBackplane(backplane_url) if backplane_url else None
+        return make_app(hub, backplane, mode)
+
+    return build
+
+
+def broadcaster_of(server: Any) -> Broadcaster:
+    """The ``Broadcaster`` of an in-process ``ServerThread`` running this app."""
+    return server.app.settings["broadcaster"]
+
+
+def set_mode(server: Any, mode: str) -> None:
+    """Switch an in-process server between "naive" and "once" (on its loop)."""
+    server.call(broadcaster_of(server).set_mode, mode)
+
+
+def stats(server: Any) -> dict[str, Any]:
+    return server.call(broadcaster_of(server).health)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .runtime import ServerThread
+
+    parser = argparse.ArgumentParser(
+        prog="python -m servers.fanout", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument("--redis", default=None, help="redis://host:port/0 to use the backplane")
+    parser.add_argument("--mode", choices=MODES, default="once")
+    parser.add_argument("--tick", type=float, default=0.0, help="seconds between demo events")
+    args = parser.parse_args(argv)
+    server = ServerThread(factory(args.redis, args.mode), name="fanout", port=args.port).start()
+    b = broadcaster_of(server)
+    server.call(lambda: b.started, timeout=10)  # subscribed before we say "listening"
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, on_signal)
+    print(
+        f"fanout listening on {server.url} pid {os.getpid()} backplane {b.backplane.name}",
+        flush=True,
+    )
+    n = 0
+    try:
+        while not stop.wait(args.tick or 0.5):
+            if args.tick:
+                n += 1
+                server.publish("tick", {"n": n})
+    finally:
+        # Graceful: 1001 to every client, give them a moment to leave, stop.
+        server.call(b.drain)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and server.call(lambda: len(b.ws) + len(b.sse)):
+            time.sleep(0.05)
+        server.call(b.close)
+        server.stop()
+        print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()
