@@ -189,6 +189,9 @@ class RoomClient:
             self.last_seq = max(self.last_seq or 0, event.seq)
             self.recorder.record(event, received_ns)
         else:
+            if message.get("type") == "room.welcome" and self.last_seq is None:
+                # Joined live: from now on, resume from where the room was.
+                self.last_seq = message.get("last_seq", 0)
             self.notices.append(message)
 
     def _cut(self) -> None:

@@ -345,3 +345,21 @@ def test_stop_with_members_connected_is_prompt():
     finally:
         for c in clients:
             c.stop()
+
+
+def test_client_that_joined_live_resumes_from_the_welcome_seq():
+    s = start()
+    try:
+        s.publish("chat.message", {"n": "before"})
+        client = RoomClient(f"{s.ws_url}/ws/room", base_delay=0.3, max_delay=0.3)
+        client.start()
+        assert client.wait_connected() and client.last_seq == 1
+        client.recorder.first_seq = 2
+        client.drop_connection()
+        sent = [s.publish("chat.message", {"n": i}) for i in range(3)]
+        assert client.recorder.wait_for(sent[-1].seq, timeout=10)
+        assert client.recorder.lost(sent[-1].seq) == 0 and client.recorder.duplicates == 0
+        assert 1 not in {a.seq for a in client.recorder.arrivals}  # no history it did not ask for
+        client.stop()
+    finally:
+        s.stop()
