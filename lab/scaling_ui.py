@@ -150,3 +150,41 @@ def n_slider(default: int = 200, maximum: int = 10_000) -> Any:
         continuous_update=False, style={"description_width": "initial"},
         layout=widgets.Layout(width="480px"),
     )  # fmt: skip
+
+
+def measure_fanout(
+    server: Any, gen: Any, modes: tuple[str, ...] = ("naive", "once"), repeats: int = 3
+) -> list[dict[str, Any]]:
+    """Broadcast ``repeats`` events per mode from an in-process fan-out
+    server to the clients ``gen`` holds; one row per mode with the median
+    server-side fan-out time, client p50/p99 and delivery counts."""
+    from statistics import median
+
+    from servers import fanout
+
+    b = fanout.broadcaster_of(server)
+    rows = []
+    for mode in modes:
+        fanout.set_mode(server, mode)
+        fan, p50, p99, delivered, clients = [], [], [], [], 0
+        for i in range(repeats):
+            event = server.publish("broadcast", {"mode": mode, "i": i, "text": "x" * 64})
+            d = gen.report(event.seq, timeout=30)
+            record = server.call(lambda s=event.seq: next(f for f in b.fanouts if f["seq"] == s))
+            fan.append(record["seconds"] * 1000)
+            p50.append(d.p50_ms)
+            p99.append(d.p99_ms)
+            delivered.append(d.delivered)
+            clients = d.clients
+        rows.append(
+            {
+                "n": clients,
+                "mode": mode,
+                "fanout_ms": median(fan),
+                "p50_ms": median(p50),
+                "p99_ms": median(p99),
+                "delivered_min": min(delivered),
+                "clients": clients,
+            }
+        )
+    return rows
