@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import ipywidgets as w
@@ -346,6 +346,3 @@ def html_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     )
     return f"<table style='font-size:12px'><tr>{head}</tr>{body}</table>"
-
-
-Listener = Callable[[Receipt], None]

@@ -1,0 +1,104 @@
+"""The webhooks notebook's panels: expected-only loss counting, the failure
+mode selector (down really stops the server), wire view, timeline, checkers."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import requests
+
+from lab.exercises import load_solution
+from lab.exercises.webhooks import check_backoff_delays, check_verify_webhook
+from lab.webhooks_ui import (
+    DeadLetterPanel,
+    ExpectedRecorder,
+    FailureModeSelector,
+    ReceiptLog,
+    delivery_timeline,
+    wire_view,
+)
+from servers.events import Event
+from servers.runtime import ServerThread
+from servers.webhooks import signing
+from servers.webhooks.receiver import Receiver
+
+
+def test_expected_recorder_counts_only_expected_events_as_lost():
+    rec = ExpectedRecorder("r")
+    for seq in (1, 3, 4):  # 2 was another type: never expected
+        rec.expect(seq)
+    rec.record(Event(1, "a", {}, 0))
+    rec.record(Event(4, "a", {}, 0))
+    assert rec.missing() == [3] and rec.lost() == 1
+    rec.record(Event(3, "a", {}, 0))
+    assert rec.lost(rec.last_expected) == 0 and rec.out_of_order() == 1
+
+
+def test_failure_mode_selector_down_stops_and_restarts_the_server():
+    receiver = Receiver(signing.generate_secret())
+    with ServerThread(receiver.app_factory(), name="ui-r") as server:
+        port = server.port
+        modes = FailureModeSelector(receiver, server)
+        modes.mode.value = "down"
+        assert not server.running
+        modes.mode.value = "500"
+        assert server.running and server.port == port and receiver.mode == "500"
+        modes.flaky.value = 40
+        modes.mode.value = "flaky"
+        assert receiver.flaky_percent == 40 and "40%" in modes.status.value
+        modes.close()
+
+
+def test_receipt_log_shows_verdicts_and_headers():
+    secret = signing.generate_secret()
+    receiver = Receiver(secret)
+    log = ReceiptLog(receiver)
+    with ServerThread(receiver.app_factory(), name="ui-r") as server:
+        body = b'{"type":"email.bounced","seq":1,"sent_ns":1}'
+        requests.post(f"{server.url}/webhook", data=body, headers={"webhook-id": "x"}, timeout=5)
+        log.refresh()
+        assert "missing header" in log.html.value and "webhook-id" in log.html.value
+    log.close()
+
+
+def test_wire_view_counts_bytes():
+    raw = b"POST /webhook HTTP/1.1\r\nHost: a\r\nwebhook-id: m\r\n\r\n{}"
+    view = wire_view(raw).value
+    assert "total on the wire: <b>52</b>" in view and "␍␊" in view
+
+
+def test_timeline_and_dead_letter_panel():
+    attempts = [
+        {"message": 1, "seq": 1, "started_at": 10.0, "outcome": "retry", "error": "HTTP 500"},
+        {"message": 1, "seq": 1, "started_at": 10.3, "outcome": "delivered", "error": None},
+        {"message": 2, "seq": 2, "started_at": 10.1, "outcome": "dead", "error": "timed out"},
+    ]
+    fig = delivery_timeline(attempts)  # headless: matplotlib picks the Agg backend
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "HTTP error, will retry" in labels and "delivered (2xx)" in labels
+    plt.close(fig)
+
+    class FakeProvider:
+        def dead_letters(self):
+            return []
+
+        def replay(self):
+            return 0
+
+    panel = DeadLetterPanel(FakeProvider())
+    panel.replay_button.click()
+    assert "dead letters: 0" in panel.html.value
+
+
+def test_checkers_accept_solutions_and_reject_wrong_answers():
+    assert check_verify_webhook(load_solution("01_verify_webhook")["verify_webhook"])
+    wrong = check_verify_webhook(lambda secret, headers, body, now: True)
+    assert not wrong and "tampered" in str(wrong)
+    raising = check_verify_webhook(lambda *a: 1 / 0)
+    assert not raising and "ZeroDivisionError" in str(raising)
+    assert check_backoff_delays(load_solution("01_backoff_delays")["backoff_delays"])
+    flat = check_backoff_delays(lambda a, b, f, c, j, r: [0.0] + [b] * (a - 1))
+    assert not flat and "base * factor" in str(flat)
+    no_jitter = check_backoff_delays(
+        lambda a, b, f, c, j, r: [0.0] + [min(c, b * f**i) for i in range(a - 1)]
+    )
+    assert not no_jitter and "jitter" in str(no_jitter)
