@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "note": "2-core machine shared with other jobs; numbers are indicative",
+            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         },
         "command": "python -m benchmarks.websockets" + (" --quick" if args.quick else ""),
         "clock": "time.perf_counter for RTT; time.monotonic_ns (system-wide) for fan-out",
@@ -281,6 +282,8 @@ def main(argv: list[str] | None = None) -> dict:
         room_server.stop()
         bare_server.stop()
 
+    if hasattr(os, "getloadavg"):
+        out["machine"]["load_average_at_end"] = os.getloadavg()
     r, b = out["rtt"]["room"], out["rtt"]["bare_echo"]
     out["room_overhead_pct"] = {
         "rtt_p50": 100 * (r["p50_ms"] / b["p50_ms"] - 1),
@@ -312,6 +315,9 @@ def print_table(out: dict, sizes: list[int]) -> None:
     m = out["memory_per_idle_connection_bytes"]
     for key, label in (("python_heap", "heap/idle conn (KiB)"), ("rss", "RSS/idle conn (KiB)")):
         print(f"{label:28}{m['room'][key] / 1024:>12.1f}{m['bare'][key] / 1024:>14.1f}")
+    load = out["machine"].get("load_average_at_start")
+    if load:
+        print(f"load average at start: {load[0]:.1f} on {out['machine']['cpus']} CPUs")
     o = out["room_overhead_pct"]
     print(f"room overhead: RTT p50 {o['rtt_p50']:+.0f}%, fan-out p50 at {sizes[-1]} "
           f"{o['fanout_p50_at_max_n']:+.0f}% (target: within 10%)")  # fmt: skip
