@@ -292,6 +292,9 @@ class _Worker:
                     "got_seq_by_server": _count(
                         c.server for c in self.clients if seq in c.arrivals
                     ),
+                    "latency_ns_by_server": _group(
+                        (c.server, c.arrivals[seq]) for c in self.clients if seq in c.arrivals
+                    ),
                     "received": sum(c.received for c in self.clients),
                     "dups": sum(c.dups for c in self.clients),
                     "gaps": sum(c.gaps for c in self.clients),
@@ -319,6 +322,13 @@ def _count(items: Any) -> dict:
     out: dict = {}
     for item in items:
         out[item] = out.get(item, 0) + 1
+    return out
+
+
+def _group(pairs: Any) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
     return out
 
 
@@ -355,6 +365,7 @@ class Delivery:
     close_codes: dict = field(default_factory=dict)
     per_server: dict = field(default_factory=dict)
     got_seq_by_server: dict = field(default_factory=dict)
+    latencies_ms_by_server: dict = field(default_factory=dict)
 
     @property
     def delivered(self) -> int:
@@ -525,6 +536,12 @@ class LoadGenerator:
             close_codes=merged("close_codes"),
             per_server={self.urls[k]: v for k, v in merged("per_server").items()},
             got_seq_by_server={self.urls[k]: v for k, v in merged("got_seq_by_server").items()},
+            latencies_ms_by_server={
+                self.urls[k]: [
+                    ns / 1e6 for p in parts for ns in p["latency_ns_by_server"].get(k, [])
+                ]
+                for k in {k for p in parts for k in p["latency_ns_by_server"]}
+            },
         )
 
     def close(self, timeout: float = 5.0) -> None:
