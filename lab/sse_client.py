@@ -160,6 +160,7 @@ class ReconnectingSSEClient(BackgroundClient):
         headers: dict | None = None,
         recorder: ArrivalRecorder | None = None,
         on_notice: Callable[[dict], None] | None = None,
+        resume: bool = True,
     ) -> None:
         super().__init__(base_url, recorder=recorder)
         self.path = path
@@ -169,6 +170,9 @@ class ReconnectingSSEClient(BackgroundClient):
         self.params = dict(params or {})
         self.extra_headers = dict(headers or {})
         self.on_notice = on_notice
+        # resume=False: reconnect but never send Last-Event-ID, which is what
+        # a plain sseclient-py loop does (notebook 03 shows what it loses).
+        self.resume = resume
         self.connections = 0
         self.watchdog_reconnects = 0
         self.truncated_streams = 0
@@ -215,10 +219,11 @@ class ReconnectingSSEClient(BackgroundClient):
                 self._response = None
 
     def run(self) -> None:
-        plan = plan_reconnect(None, None, self.last_event_id, self.retry_ms)
+        last_id = self.last_event_id if self.resume else None
+        plan = plan_reconnect(None, None, last_id, self.retry_ms)
         headers = {**plan.headers, **self.extra_headers}
         self.requests_made += 1
-        self.sent_last_event_ids.append(self.last_event_id)
+        self.sent_last_event_ids.append(last_id)
         # (connect timeout, read timeout): the read timeout *is* the watchdog.
         with self.session.get(
             f"{self.base_url}{self.path}",
@@ -227,9 +232,7 @@ class ReconnectingSSEClient(BackgroundClient):
             stream=True,
             timeout=(5, self.watchdog_s),
         ) as resp:
-            verdict = plan_reconnect(
-                resp.status_code, resp.headers.get("Content-Type"), self.last_event_id, 0
-            )
+            verdict = plan_reconnect(resp.status_code, resp.headers.get("Content-Type"), last_id, 0)
             if verdict.stop:
                 raise StopReconnecting(verdict.reason)
             self.connections += 1

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -46,9 +47,12 @@ def raw_request(
     duration: float = 0.5,
     until: bytes | None = None,
     max_bytes: int = 1 << 20,
+    then: Callable[[], object] | None = None,
 ) -> bytes:
     """Send a bare HTTP/1.1 GET and return every byte received within
-    ``duration`` seconds (or until ``until`` appears, or the server closes)."""
+    ``duration`` seconds (or until ``until`` appears, or the server closes).
+    ``then()`` is called once the response headers have arrived (e.g. to
+    publish events while the stream is open)."""
     parts = urlsplit(url)
     lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
@@ -69,6 +73,9 @@ def raw_request(
             if not data:
                 break
             received += data
+            if then is not None and b"\r\n\r\n" in received:
+                then()
+                then = None
             if until is not None and until in received:
                 break
     return received
@@ -115,7 +122,8 @@ _STYLE = (
     "background:#f7f7f7;padding:6px;border:1px solid #ddd;max-height:360px;overflow:auto}"
     ".wire .ws{color:#aaa}.wire .hex{background:#ffe08a;font-weight:bold}"
     ".wire .head{color:#555}.wire .id{color:#0550ae}.wire .ev{color:#8250df}"
-    ".wire .retry{color:#bc4c00}.wire .cm{color:#999;font-style:italic}</style>"
+    ".wire .retry{color:#bc4c00}.wire .data{color:#116329}"
+    ".wire .cm{color:#999;font-style:italic}</style>"
 )
 
 
@@ -150,7 +158,9 @@ class WireView:
             return _visible(data)
         out = []
         for line in data.decode("utf-8", errors="replace").split("\n"):
-            css = {"id": "id", "event": "ev", "retry": "retry"}.get(line.split(":", 1)[0], "")
+            css = {"id": "id", "event": "ev", "retry": "retry", "data": "data"}.get(
+                line.split(":", 1)[0], ""
+            )
             if line.startswith(":"):
                 css = "cm"
             text = html.escape(line) + "<span class='ws'>\\n</span>"
@@ -462,7 +472,7 @@ class HeartbeatPanel:
         self.feed = feed
         self.client = client
         self.interval = w.FloatSlider(
-            value=feed.heartbeat_s if feed.heartbeat_s <= 5 else 1.0,
+            value=min(feed.heartbeat_s, 5.0),  # shows the feed's setting; moving it changes it
             min=0.0,
             max=5.0,
             step=0.1,
@@ -474,7 +484,7 @@ class HeartbeatPanel:
         self.refresh_button.on_click(lambda _: self.refresh())
         self.interval.observe(self._on_change, names="value")
         self.widget = w.VBox([w.HBox([self.interval, self.refresh_button]), self.status])
-        self._on_change({"new": self.interval.value})
+        self.refresh()
 
     def _on_change(self, change: dict) -> None:
         self.feed.heartbeat_s = float(change["new"])

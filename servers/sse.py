@@ -232,7 +232,10 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
     def write_event(self, event: Event) -> None:
         indent = 2 if self.pretty else None
         separators = None if self.pretty else (",", ":")
-        text = json.dumps(self.public_payload(event), indent=indent, separators=separators)
+        # text/event-stream is always UTF-8: no need to escape non-ASCII.
+        text = json.dumps(
+            self.public_payload(event), indent=indent, separators=separators, ensure_ascii=False
+        )
         self.write(format_event(text, event=event.type, id=event.seq))
         self.sent += 1
 
