@@ -72,6 +72,7 @@ class EventHub:
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._lock = threading.Lock()
         self._changed: asyncio.Event | None = None
 
@@ -79,6 +80,7 @@ class EventHub:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
             self._loop = loop
+            self._loop_thread = threading.get_ident()  # attach runs on the loop
             self._changed = asyncio.Event()
 
     def detach(self) -> None:
@@ -103,8 +105,13 @@ class EventHub:
                 )
             event = self.log.append(type, payload)
             # Still under the lock, so two threads' events reach the loop in
-            # sequence order.
-            self._loop.call_soon_threadsafe(self._fan_out, event)
+            # sequence order. From the loop's own thread (a handler
+            # publishing) plain call_soon queues to the same FIFO without
+            # the self-pipe write that wakes a sleeping loop from outside.
+            if self._loop_thread == threading.get_ident():
+                self._loop.call_soon(self._fan_out, event)
+            else:
+                self._loop.call_soon_threadsafe(self._fan_out, event)
         return event
 
     # -- server loop only ----------------------------------------------------
