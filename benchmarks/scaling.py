@@ -4,7 +4,7 @@
     python -m benchmarks.scaling --quick    # 1,000 connections, a smoke test
 
 For WebSocket and then SSE: one ``servers.fanout`` server *process* (so its
-memory is its own), 10,000 clients from 4 load-generator processes, then
+memory is its own), 10,000 clients from 2 load-generator processes (one per core here), then
 
 - memory per idle connection: server RSS after connecting minus before,
   divided by the number of connections (target: at most 20 KiB);
@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 connections")
     parser.add_argument("-n", type=int, default=None, help="connections (default 10,000)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=4, help="load-generator processes")
+    parser.add_argument("--workers", type=int, default=2, help="load-generator processes")
     parser.add_argument("--redis-clients", type=int, default=None)
     args = parser.parse_args()
     n = args.n or (1000 if args.quick else 10_000)
