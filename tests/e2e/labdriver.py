@@ -49,8 +49,11 @@ _STATE_JS = f"""
     info.running = !!(c.promptNode && c.promptNode.textContent.includes('*'));
     for (let k = 0; k < m.outputs.length; k++) {{
       const o = m.outputs.get(k).toJSON();
-      if (o.output_type === 'error')
-        info.errors.push(o.ename + ': ' + o.evalue);
+      if (o.output_type === 'error') {{
+        // The last frames name the failing line (an `assert` has no message).
+        const tb = (o.traceback || []).slice(-2).join('\\n').replace(/\\x1b\\[[0-9;]*m/g, '');
+        info.errors.push(o.ename + ': ' + o.evalue + '\\n' + tb.slice(-800));
+      }}
       const text = Array.isArray(o.text) ? o.text.join('') : (o.text || '');
       if (o.output_type === 'stream' && o.name === 'stderr' && text.includes('{TRACEBACK}'))
         info.errors.push('stderr traceback: ' + text.slice(-600));
