@@ -253,10 +253,20 @@ def main(argv: list[str] | None = None) -> dict:
         # The client runs in its own process: in the server's process it
         # would share the GIL, and every round trip would pay a GIL hand-off
         # that says more about CPython than about the server.
+        # Server CPU per message (the server thread's own CPU clock) is
+        # steadier than wall-clock RTT on a shared machine.
         room_rtts, bare_rtts = [], []
+        cpu = {"room": 0.0, "bare": 0.0}
         for _ in range(3):
-            room_rtts += rtt_in_child("room", room_server.ws_url, n_rtt // 3)
-            bare_rtts += rtt_in_child("echo", bare_server.ws_url, n_rtt // 3)
+            for key, srv, kind, rtts in (
+                ("room", room_server, "room", room_rtts),
+                ("bare", bare_server, "echo", bare_rtts),
+            ):
+                before = srv.call(time.thread_time)
+                rtts += rtt_in_child(kind, srv.ws_url, n_rtt // 3)
+                cpu[key] += srv.call(time.thread_time) - before
+        # Each child run also does a handshake and 20 warm-up round trips.
+        per_message = {k: v / (len(room_rtts) + 3 * 20) * 1e6 for k, v in cpu.items()}
 
         def summary(rtts):
             return {
@@ -266,6 +276,7 @@ def main(argv: list[str] | None = None) -> dict:
             }
 
         out["rtt"] = {"room": summary(room_rtts), "bare_echo": summary(bare_rtts)}
+        out["server_cpu_us_per_message"] = per_message
         out["fanout_ms"] = {
             "room": fanout(room_server, f"{room_server.ws_url}/ws/room?token=demo", sizes,
                            repeats, bare=False),
@@ -287,6 +298,8 @@ def main(argv: list[str] | None = None) -> dict:
     r, b = out["rtt"]["room"], out["rtt"]["bare_echo"]
     out["room_overhead_pct"] = {
         "rtt_p50": 100 * (r["p50_ms"] / b["p50_ms"] - 1),
+        "server_cpu_per_message": 100
+        * (out["server_cpu_us_per_message"]["room"] / out["server_cpu_us_per_message"]["bare"] - 1),
         "fanout_p50_at_max_n": 100
         * (
             out["fanout_ms"]["room"][sizes[-1]]["p50_ms"]
@@ -312,6 +325,8 @@ def print_table(out: dict, sizes: list[int]) -> None:
     for n in sizes:
         fr, fb = out["fanout_ms"]["room"][n], out["fanout_ms"]["bare"][n]
         print(f"{f'fan-out to {n} p50 (ms)':28}{fr['p50_ms']:>12.2f}{fb['p50_ms']:>14.2f}")
+    c = out["server_cpu_us_per_message"]
+    print(f"{'server CPU/message (us)':28}{c['room']:>12.1f}{c['bare']:>14.1f}")
     m = out["memory_per_idle_connection_bytes"]
     for key, label in (("python_heap", "heap/idle conn (KiB)"), ("rss", "RSS/idle conn (KiB)")):
         print(f"{label:28}{m['room'][key] / 1024:>12.1f}{m['bare'][key] / 1024:>14.1f}")
@@ -319,7 +334,8 @@ def print_table(out: dict, sizes: list[int]) -> None:
     if load:
         print(f"load average at start: {load[0]:.1f} on {out['machine']['cpus']} CPUs")
     o = out["room_overhead_pct"]
-    print(f"room overhead: RTT p50 {o['rtt_p50']:+.0f}%, fan-out p50 at {sizes[-1]} "
+    print(f"room overhead: RTT p50 {o['rtt_p50']:+.0f}%, server CPU/message "
+          f"{o['server_cpu_per_message']:+.0f}%, fan-out p50 at {sizes[-1]} "
           f"{o['fanout_p50_at_max_n']:+.0f}% (target: within 10%)")  # fmt: skip
 
 
