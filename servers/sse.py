@@ -59,6 +59,7 @@ from tornado.web import Application, HTTPError, RequestHandler
 from .common import JSONErrorsMixin
 from .events import Event
 from .hub import EventHub, Subscription
+from .streaming import encoded_cache, event_dict
 
 RESYNC = "stream.resync"
 MAX_BATCH = 256  # events written per flush when a burst is queued
@@ -222,21 +223,26 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
 
     # -- writing -----------------------------------------------------------------
     def public_payload(self, event: Event) -> dict:
-        data = event.to_dict()
+        data = event_dict(event)
         if self.feed.sensitive & data["payload"].keys():
             data["payload"] = {
                 k: mask(v) if k in self.feed.sensitive else v for k, v in data["payload"].items()
             }
         return data
 
-    def write_event(self, event: Event) -> None:
+    def encode(self, event: Event) -> bytes:
         indent = 2 if self.pretty else None
         separators = None if self.pretty else (",", ":")
         # text/event-stream is always UTF-8: no need to escape non-ASCII.
         text = json.dumps(
             self.public_payload(event), indent=indent, separators=separators, ensure_ascii=False
         )
-        self.write(format_event(text, event=event.type, id=event.seq))
+        return format_event(text, event=event.type, id=event.seq).encode()
+
+    def write_event(self, event: Event) -> None:
+        # Encoded once per event (and format), shared by every subscriber.
+        fmt = ("sse", self.pretty, tuple(sorted(self.feed.sensitive)))
+        self.write(self.cache.get(event, fmt, self.encode))
         self.sent += 1
 
     def write_resync(self, reason: str, **details: Any) -> None:
@@ -257,6 +263,7 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
         heartbeat = self.number_arg("heartbeat", -1, 0, 3600)
         self.limit = int(self.number_arg("limit", 0, 0, 10**9))
         self.pretty = self.get_query_argument("pretty", "0") not in ("0", "", "false")
+        self.cache = encoded_cache(self)
         self.sent = 0
 
         # Subscribe before reading the backlog, so nothing published in

@@ -33,6 +33,8 @@ Run standalone: ``python -m servers.streaming --port 8000`` then
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.iostream import IOStream, StreamClosedError
@@ -41,6 +43,49 @@ from tornado.web import Application, HTTPError, RequestHandler
 from .common import JSONErrorsMixin, parse_cursor
 from .events import Event
 from .hub import EventHub, Subscription
+
+MAX_BATCH = 256  # events written per flush when a burst is queued
+
+
+class EncodedCache:
+    """Each event encoded once per format, however many subscribers it goes
+    to: with 1,000 subscribers, encoding per subscriber would cost 1,000
+    ``json.dumps`` per event. One per server (in the app's settings), used
+    on its loop thread only."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, tuple[Event, bytes]] = OrderedDict()
+
+    def get(self, event: Event, fmt: Hashable, encode: Callable[[Event], bytes]) -> bytes:
+        key = (id(event), fmt)
+        hit = self._items.get(key)
+        if hit is not None and hit[0] is event:  # the event itself is kept: ids are not reused
+            return hit[1]
+        data = encode(event)
+        self._items[key] = (event, data)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return data
+
+
+def encoded_cache(handler: RequestHandler) -> EncodedCache:
+    return handler.application.settings.setdefault("encoded_cache", EncodedCache())
+
+
+def event_dict(event: Event) -> dict:
+    """``event.to_dict()`` without ``dataclasses.asdict``'s deep copy: the
+    same keys in the same order, several times faster on the hot path."""
+    return {
+        "seq": event.seq,
+        "type": event.type,
+        "payload": event.payload,
+        "sent_ns": event.sent_ns,
+    }
+
+
+def _ndjson(event: Event) -> bytes:
+    return (json.dumps(event_dict(event), separators=(",", ":")) + "\n").encode()
 
 
 class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
@@ -71,8 +116,9 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
                 self.write_line(
                     {"type": "stream.resync", "after": after, "reason": "log truncated"}
                 )
+            cache = encoded_cache(self)
             for event in backlog:
-                self.write_line(event.to_dict())
+                self.write(cache.get(event, "ndjson", _ndjson))
                 last = event.seq
                 sent += 1
                 if limit and sent >= limit:
@@ -80,15 +126,24 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
             await self.flush()  # sends the headers (and backlog) now
             if limit and sent >= limit:
                 return
+            queue = self.subscription.queue
             while (event := await self.subscription.get()) is not None:
-                if event.seq <= last:
-                    continue
-                self.write_line(event.to_dict())
-                last = event.seq
-                sent += 1
+                # Under load, write what is already queued in one flush (one
+                # chunk): fewer syscalls, same order, no delay when idle.
+                batch = [event]
+                while len(batch) < MAX_BATCH and not queue.empty():
+                    batch.append(queue.get_nowait())
+                for item in batch:
+                    if item is None or item.seq <= last:
+                        continue
+                    self.write(cache.get(item, "ndjson", _ndjson))
+                    last = item.seq
+                    sent += 1
+                    if limit and sent >= limit:
+                        break
                 await self.flush()
-                if limit and sent >= limit:
-                    return
+                if (limit and sent >= limit) or batch[-1] is None:
+                    break
             if self.subscription.overflowed:
                 self.write_line(
                     {"type": "stream.resync", "after": last, "reason": "client too slow"}
