@@ -253,10 +253,9 @@ class RedisBackplane:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
-        if self._redis is not None:
-            await self._redis.aclose()
+        for conn in (self._pubsub, self._redis):
+            if conn is not None:  # aclose() since redis-py 5.0.1, close() before
+                await (conn.aclose() if hasattr(conn, "aclose") else conn.close())
 
 
 # -- the broadcaster: connections, log, modes -------------------------------------
