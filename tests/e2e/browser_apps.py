@@ -8,8 +8,8 @@
 * ``/ws``: a WebSocket that pushes every hub event and echoes each text frame
   back as ``{"type": "echo", "data": ...}``.
 
-Plus ``servers.streaming``'s routes (``/stream/ndjson`` and, once it exists,
-``/stream/sse``), so the project's own server is exercised too.
+Plus the project's own routes: ``servers.streaming`` (``/stream/ndjson``) and
+``servers.sse`` (``/stream/sse``) when present, so they are exercised too.
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from servers import streaming
 from servers.hub import EventHub
+
+try:
+    from servers import sse
+except ImportError:  # the SSE module is optional for this test
+    sse = None
+
+
+def project_routes(hub: EventHub) -> list:
+    return [*streaming.routes(hub), *(sse.routes(hub) if sse is not None else [])]
 
 
 class SSEHandler(RequestHandler):
@@ -130,12 +139,12 @@ def make_app(hub: EventHub) -> Application:
             (r"/sse", SSEHandler, {"hub": hub}),
             (r"/ndjson-finite", FiniteNDJSONHandler, {"hub": hub}),
             (r"/ws", PushEchoSocket, {"hub": hub}),
-            *streaming.routes(hub),
+            *project_routes(hub),
         ],
         hub=hub,
     )
 
 
 def has_route(pattern: str) -> bool:
-    """Whether ``servers.streaming`` serves ``pattern`` (e.g. ``/stream/sse``)."""
-    return any(route[0] in (pattern, pattern + "$") for route in streaming.routes(EventHub()))
+    """Whether the project's servers serve ``pattern`` (e.g. ``/stream/sse``)."""
+    return any(route[0] in (pattern, pattern + "$") for route in project_routes(EventHub()))
