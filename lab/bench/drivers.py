@@ -1,0 +1,250 @@
+"""One driver per transport: the lab's own servers and clients, behind a
+counting relay.
+
+Every driver does the same four things, so the harness can treat them alike:
+
+* ``start()``: start the transport's server (the module notebooks 00-03
+  use), a ``CountingRelay`` in front of the consumer's side, and the
+  consumer (the client class those notebooks use), pointed at the relay;
+  return once the consumer is connected and ready.
+* ``publish(type, payload)``: the event source publishes one event
+  (``ServerThread.publish``: numbered, ``sent_ns`` stamped).
+* ``recorder``: the ``ArrivalRecorder`` the consumer reports arrivals to.
+* ``server_cpu()``: CPU seconds used so far by the event source's server
+  thread, read *on* that thread with ``time.thread_time()`` (portable:
+  Linux, macOS and Windows).
+
+No toy implementations: if a transport's server or client changes, the
+harness measures the change.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
+from lab.recorder import ArrivalRecorder
+from lab.sse_client import ReconnectingSSEClient
+from lab.ws_client import RoomClient
+from servers import polling, sse, streaming, websocket
+from servers.runtime import ServerThread
+from servers.webhooks import signing
+from servers.webhooks.provider import ProviderHandle, provider_app
+from servers.webhooks.receiver import Receiver
+
+from .relay import CountingRelay, Counts
+
+SHORT_POLL_INTERVAL_S = 0.05
+LONG_POLL_WAIT_S = 1.0
+READY_TIMEOUT_S = 10.0
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return bool(predicate())
+
+
+class Driver:
+    """The common part: a server, a relay, a client, a recorder."""
+
+    key = ""
+    label = ""
+    notes = ""
+
+    def __init__(self) -> None:
+        self.recorder = ArrivalRecorder(self.key)
+        self.server: ServerThread | None = None
+        self.relay: CountingRelay | None = None
+        self.client: Any = None
+
+    # -- subclasses fill these in -------------------------------------------
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def requests_made(self) -> int | None:
+        """HTTP requests the consumer made (None: not request-based)."""
+        return None
+
+    # -- common ---------------------------------------------------------------
+    def start(self) -> Driver:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def publish(self, type: str, payload: dict) -> Any:
+        assert self.server is not None
+        return self.server.publish(type, payload)
+
+    def server_cpu(self) -> float:
+        assert self.server is not None
+        return self.server.call(time.thread_time)
+
+    def counts(self) -> Counts:
+        assert self.relay is not None
+        return self.relay.counts()
+
+    def stop(self) -> None:
+        for part in (self.client, self.relay, self.server):
+            if part is None:
+                continue
+            try:
+                part.stop() if hasattr(part, "stop") else part.close()
+            except RuntimeError:
+                pass  # a client thread that would not stop is a daemon: it dies with us
+
+    def __enter__(self) -> Driver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ShortPolling(Driver):
+    key = "short_polling"
+    label = "short polling"
+    notes = f"GET /events?after=N every {SHORT_POLL_INTERVAL_S * 1000:g} ms (requests.Session)"
+
+    def _start(self) -> None:
+        self.server = ServerThread(polling.make_app, name="bench-polling").start()
+        self.relay = CountingRelay(self.server.port)
+        self.client = ShortPollingClient(
+            self.relay.url, interval=SHORT_POLL_INTERVAL_S, recorder=self.recorder
+        ).start()
+        if not _wait(lambda: self.client.requests_made >= 1, READY_TIMEOUT_S):
+            raise RuntimeError("short-polling client made no request")
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.requests_made
+
+
+class LongPolling(Driver):
+    key = "long_polling"
+    label = "long polling"
+    notes = f"GET /events/wait?after=N, held up to {LONG_POLL_WAIT_S:g} s (requests.Session)"
+
+    def _start(self) -> None:
+        self.server = ServerThread(polling.make_app, name="bench-polling").start()
+        self.relay = CountingRelay(self.server.port)
+        self.client = LongPollingClient(
+            self.relay.url, wait=LONG_POLL_WAIT_S, recorder=self.recorder
+        ).start()
+        if not _wait(lambda: self.client.requests_made >= 1, READY_TIMEOUT_S):
+            raise RuntimeError("long-polling client made no request")
+        time.sleep(0.05)  # let the first poll reach the server and park
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.requests_made
+
+
+class Webhooks(Driver):
+    key = "webhooks"
+    label = "webhooks"
+    notes = (
+        "provider POSTs each event, signed (Standard Webhooks), via its SQLite outbox, to "
+        "the receiver (verify, dedupe, answer, process); server CPU is the provider's thread"
+    )
+
+    def _start(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="bench-webhooks-")
+        secret = signing.generate_secret()
+        self.receiver = Receiver(secret, recorder=self.recorder)
+        self.receiver_server = ServerThread(
+            self.receiver.app_factory(), name="bench-receiver"
+        ).start()
+        # The provider is the one that connects: bytes it sends go to the consumer.
+        self.relay = CountingRelay(self.receiver_server.port, connector_is_consumer=False)
+        self.server = ServerThread(
+            provider_app(
+                Path(self._tmp.name) / "outbox.sqlite", allow_loopback=True, timeout_s=5.0
+            ),
+            name="bench-provider",
+        ).start()
+        ProviderHandle(self.server).subscribe(f"{self.relay.url}/webhook", ["bench.tick"], secret)
+
+    @property
+    def requests_made(self) -> int:
+        return self.receiver.requests
+
+    def stop(self) -> None:
+        super().stop()
+        server = getattr(self, "receiver_server", None)
+        if server is not None:
+            server.stop()
+        tmp = getattr(self, "_tmp", None)
+        if tmp is not None:
+            tmp.cleanup()
+
+
+class WebSockets(Driver):
+    key = "websocket"
+    label = "WebSocket"
+    notes = "one ws:// connection to /ws/room (websocket-client), server frames unmasked"
+
+    def _start(self) -> None:
+        # A deeper per-client send queue than the room's default (200), so
+        # the harness's bursts measure throughput, not the slow-consumer policy.
+        self.server = ServerThread(
+            websocket.app_factory(send_queue=5000), name="bench-websocket"
+        ).start()
+        self.relay = CountingRelay(self.server.port)
+        self.client = RoomClient(
+            f"{self.relay.ws_url}/ws/room", token="demo", recorder=self.recorder
+        ).start()
+        if not self.client.wait_connected(READY_TIMEOUT_S):
+            raise RuntimeError(f"WebSocket client did not connect: {self.client.errors[-1:]}")
+
+
+class NDJSON(Driver):
+    key = "ndjson"
+    label = "chunked NDJSON"
+    notes = "one GET /stream/ndjson, chunked transfer encoding, one JSON line per event"
+
+    def _start(self) -> None:
+        self.server = ServerThread(streaming.make_app, name="bench-ndjson").start()
+        self.relay = CountingRelay(self.server.port)
+        self.client = NDJSONStreamClient(self.relay.url, recorder=self.recorder).start()
+        if not _wait(lambda: self.client.connections >= 1, READY_TIMEOUT_S):
+            raise RuntimeError(f"NDJSON client did not connect: {self.client.errors[-1:]}")
+        if not _wait(lambda: self.server.hub.subscriber_count >= 1, READY_TIMEOUT_S):
+            raise RuntimeError("NDJSON stream did not subscribe")
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.requests_made
+
+
+class SSE(Driver):
+    key = "sse"
+    label = "SSE"
+    notes = "one GET /stream/sse (text/event-stream, chunked), read with sseclient-py"
+
+    def _start(self) -> None:
+        self.server = ServerThread(sse.make_app, name="bench-sse").start()
+        self.relay = CountingRelay(self.server.port)
+        self.client = ReconnectingSSEClient(self.relay.url, recorder=self.recorder).start()
+        if not self.client.wait_connected(1, READY_TIMEOUT_S):
+            raise RuntimeError(f"SSE client did not connect: {self.client.errors[-1:]}")
+        if not _wait(lambda: self.server.hub.subscriber_count >= 1, READY_TIMEOUT_S):
+            raise RuntimeError("SSE stream did not subscribe")
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.requests_made
+
+
+DRIVERS: dict[str, type[Driver]] = {
+    d.key: d for d in (ShortPolling, LongPolling, Webhooks, WebSockets, NDJSON, SSE)
+}
