@@ -366,6 +366,8 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
         not drain what was written within ``SLOW_READER_GRACE_S`` is
         disconnected: the server never holds more than one batch for it."""
         pending = self.flush()
+        if pending.done():  # the usual case: the socket took it all at once
+            return pending.result()
         while True:
             done, _ = await asyncio.wait({pending}, timeout=SLOW_READER_GRACE_S)
             if done:
