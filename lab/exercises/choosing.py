@@ -1,0 +1,103 @@
+"""Checkers for notebook 05's exercises: specific feedback, never an exception.
+
+1. ``check_percentile(fn)``: the learner writes ``percentile(values, p)``
+   with linear interpolation between closest ranks (what the harness uses).
+2. ``check_pick_transport(fn)``: the learner writes
+   ``pick_transport(consumer, sends, offline, rate)`` for the seed article's
+   use cases; the checker names each case it gets wrong and why.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+from lab.bench.stats import percentile as reference_percentile
+
+from . import Feedback
+
+_VECTORS = [
+    ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50, 5.5, "the median of 1..10 lies between 5 and 6"),
+    ([10, 20, 30, 40], 95, 38.5, "rank (4-1)*0.95 = 2.85: 30 + 0.85*(40-30)"),
+    ([7.0], 99, 7.0, "a single value is every percentile"),
+    ([5, 1, 4, 2, 3], 50, 3.0, "the values must be sorted first"),
+    ([3, 1, 2], 0, 1.0, "p0 is the minimum"),
+    ([3, 1, 2], 100, 3.0, "p100 is the maximum (and must not index past the end)"),
+    ([0.5, 0.1, 0.9, 0.3], 25, 0.25, "rank 0.75 between 0.1 and 0.3"),
+]
+
+
+def check_percentile(fn: Callable) -> Feedback:
+    fb = Feedback("Exercise 1: percentile with linear interpolation")
+    if not callable(fn):
+        return fb.fail("pass the function itself, e.g. check_percentile(percentile)")
+    for values, p, expected, why in _VECTORS:
+        original = list(values)
+        try:
+            got = fn(values, p)
+        except Exception as exc:  # the learner's bug is feedback, not a crash
+            fb.fail(f"percentile({original}, {p}) raised {type(exc).__name__}: {exc} ({why})")
+            continue
+        if values != original:
+            fb.fail("your function reordered the caller's list: sort a copy (sorted(values))")
+        if not isinstance(got, (int, float)) or not math.isclose(got, expected, abs_tol=1e-9):
+            hint = why
+            nearest = sorted(original)[round((len(original) - 1) * p / 100)]
+            if isinstance(got, (int, float)) and math.isclose(got, nearest) and got != expected:
+                hint += "; you returned the nearest rank: interpolate between the two neighbours"
+            fb.fail(f"percentile({original}, {p}) = {got!r}, expected {expected} ({hint})")
+    rng = random.Random(5)
+    for _ in range(50):
+        values = [rng.uniform(0, 100) for _ in range(rng.randint(1, 40))]
+        p = rng.choice([50, 90, 95, 99, 99.9])
+        try:
+            got = fn(values, p)
+        except Exception:
+            got = None
+        if got is None or not math.isclose(got, reference_percentile(values, p), abs_tol=1e-9):
+            fb.fail(f"random check failed: {len(values)} values, p={p}: got {got!r}")
+            break
+    try:
+        fn([], 50)
+    except ValueError:
+        pass
+    except Exception as exc:
+        fb.fail(f"an empty list should raise ValueError, not {type(exc).__name__}")
+    else:
+        fb.fail("an empty list has no percentile: raise ValueError")
+    if fb.passed:
+        fb.note("matches lab.bench.stats.percentile on every case, including p0 and p100")
+    return fb
+
+
+# (consumer, sends, offline, rate events/s) -> expected, and why.
+SEED_CASES = [
+    (("server", False, True, 0.1), "webhooks",
+     "mail bounces: the mail service POSTs to your server and retries while it is down"),
+    (("server", False, False, 0.5), "webhooks",
+     "rare notifications to a server: nobody needs to hold a connection open"),
+    (("browser", True, False, 5), "websocket", "chat: the browser sends as well as receives"),
+    (("browser", True, False, 60), "websocket", "an online game: two-way and frequent"),
+    (("browser", False, False, 2), "sse", "a live social feed in a browser: one-way, built in"),
+    (("browser", False, False, 200), "sse", "a stock ticker page: one-way to a browser"),
+    (("server", False, False, 500), "ndjson",
+     "market data into a trading server: one long response beats a POST per event"),
+]  # fmt: skip
+
+
+def check_pick_transport(fn: Callable) -> Feedback:
+    fb = Feedback("Exercise 2: pick the transport for the seed's use cases")
+    if not callable(fn):
+        return fb.fail("pass the function itself, e.g. check_pick_transport(pick_transport)")
+    for args, expected, why in SEED_CASES:
+        try:
+            got = fn(*args)
+        except Exception as exc:
+            fb.fail(f"pick_transport{args} raised {type(exc).__name__}: {exc}")
+            continue
+        if got != expected:
+            fb.fail(f"pick_transport{args} = {got!r}, expected {expected!r}: {why}")
+    if fb.passed:
+        fb.note(f"all {len(SEED_CASES)} use cases right; compare with lab.recommend.RULES")
+    return fb
