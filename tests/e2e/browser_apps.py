@@ -100,6 +100,11 @@ class FiniteNDJSONHandler(RequestHandler):
             subscription.close()
 
 
+# Origins this server was asked to check. Through jupyter-server-proxy it stays
+# empty: the proxy does not forward the page's Origin header.
+ORIGINS_SEEN: list[str] = []
+
+
 class PushEchoSocket(WebSocketHandler):
     """Pushes hub events to the browser; echoes what the browser sends."""
 
@@ -110,6 +115,7 @@ class PushEchoSocket(WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         # Only pages served from this machine (the Jupyter page, through the
         # proxy) may open this socket: an exact loopback allowlist, not "*".
+        ORIGINS_SEEN.append(origin)
         return urlsplit(origin).hostname in ("127.0.0.1", "localhost", "::1")
 
     def open(self) -> None:

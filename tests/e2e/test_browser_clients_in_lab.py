@@ -120,6 +120,12 @@ def test_browser_clients_through_jupyter_server_proxy(page, jupyter_lab, artifac
         )
         assert urls["es"] == f"{jupyter_lab.base}proxy/{port}/sse", urls
         assert urls["ws"] == f"ws://127.0.0.1:{jupyter_lab.port}/proxy/{port}/ws", urls
+        # jupyter-server-proxy does not forward the page's Origin header: the in-kernel
+        # server never sees one (its check_origin is not even called). Jupyter checks
+        # the Origin of the proxied WebSocket itself, behind its login. A lesson on
+        # Origin checks must therefore talk to the server directly, not via the proxy.
+        origins = json.loads(nb.run_in_kernel("print(json.dumps(browser_apps.ORIGINS_SEEN))"))
+        assert origins == [], f"the proxy now forwards Origin {origins}: revisit notebook 02"
 
         # One event: EventSource and WebSocket show it; fetch() of NDJSON does not,
         # because the proxy holds any response not requested as text/event-stream.
