@@ -88,6 +88,10 @@ class EventHub:
             self._loop = None
         for sub in list(self._subscriptions):
             sub.close()
+        # Wake long-poll waiters too, so they end now instead of being
+        # cancelled mid-request when the server stops.
+        if self._changed is not None:
+            self._changed.set()
 
     @property
     def running(self) -> bool:

@@ -70,8 +70,8 @@ class LongPollHandler(_EventsHandler):
         if not 0 <= timeout <= MAX_WAIT_S:
             raise HTTPError(400, f"timeout must be between 0 and {MAX_WAIT_S:g} s")
         events, truncated = await self.hub.wait_since(after, timeout)
-        if self.request.connection.stream.closed():
-            return  # the client gave up while we waited; nobody to answer
+        if self.request.connection.stream.closed() or not self.hub.running:
+            return  # the client gave up, or the server is stopping: nobody to answer
         self.answer(events, truncated)
 
 

@@ -89,6 +89,9 @@ def test_restart_keeps_the_port_and_the_event_log():
 
 def test_concurrent_publishes_from_four_threads_lose_nothing():
     with ServerThread(APP, name="pub") as server:
+        # Room for every event: this test is about publishing from threads,
+        # not about the slow-reader policy (tested in test_polling_and_stream).
+        server.hub.queue_size = 5000
         resp = requests.get(f"{server.url}/stream/ndjson", stream=True, timeout=(5, 10))
         lines = resp.iter_lines()
         barrier = threading.Barrier(4)
