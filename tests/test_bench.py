@@ -235,3 +235,24 @@ def test_nothing_left_running():
     time.sleep(0.1)
     names = [t.name for t in threading.enumerate()]
     assert not [n for n in names if n.startswith(("server-bench", "counting-relay"))], names
+
+
+def test_command_line_quick_run_writes_valid_json(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab.bench", "--quick", "--only", "sse", "websocket",
+         "--no-cost", "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| SSE |" in proc.stdout and "| WebSocket |" in proc.stdout
+    assert "warm-up: the first" in proc.stdout
+    doc = schema.read(out)
+    assert schema.validate(doc) == []
+    assert (
+        doc["command"] == f"python -m lab.bench --quick --only sse websocket --no-cost --json {out}"
+    )
+    assert [r["transport"] for r in doc["transports"]] == ["websocket", "sse"]

@@ -209,7 +209,11 @@ def run(
     from tqdm.auto import tqdm
 
     settings = MODES[mode]
-    keys = list(transports or DRIVERS)
+    wanted = set(transports or DRIVERS)
+    unknown = wanted - set(DRIVERS)
+    if unknown:
+        raise ValueError(f"unknown transports {sorted(unknown)}; known: {list(DRIVERS)}")
+    keys = [k for k in DRIVERS if k in wanted]  # always the same order
     rates = COST_RATES[mode] if cost else ()
     steps = len(keys) * 3 + len(rates) * len(COST_TRANSPORTS)
     doc = {
