@@ -209,7 +209,9 @@ class ArrivalPanel:
         self.log = w.HTML()
         self.widget = w.VBox(
             [w.HTML(f"<b>{html.escape(self.title)}</b>"), self.counters, self.log],
-            layout=w.Layout(border="1px solid #ccc", padding="4px", min_width="260px"),
+            layout=w.Layout(
+                border="1px solid #ccc", padding="4px", min_width="240px", flex="1 1 280px"
+            ),
         )
         self._throttle = Throttle(self.redraw)
         recorder.add_listener(self._on_arrival)
@@ -232,28 +234,32 @@ class ArrivalPanel:
     def counts(self) -> dict[str, int]:
         """The numbers the counters show (a checkpoint cell asserts on these).
 
-        ``lost`` counts gaps: seqs never received although a later one was.
-        Events newer than the newest received are ``not yet`` (a poller
-        simply has not asked yet), not lost.
+        ``sent`` counts the events published since this client joined (from
+        its recorder's ``first_seq`` to the last seq sent). ``lost`` counts
+        gaps: seqs never received although a later one was. Events newer
+        than the newest received are ``not yet`` (a poller simply has not
+        asked yet), not lost.
         """
+        first = self.recorder.first_seq
         highest = self.recorder.highest_seq
-        sent = self._sent() if self._sent else highest
+        last_sent = self._sent() if self._sent else highest
         return {
-            "sent": sent,
+            "sent": max(0, last_sent - first + 1),
             "received": self.recorder.received,
             "lost": self.recorder.lost(),
             "duplicated": self.recorder.duplicates,
-            "not yet": max(0, sent - max(highest, self.recorder.first_seq - 1)),
+            "not yet": max(0, last_sent - max(highest, first - 1)),
         }
 
     def redraw(self) -> None:
         counts = self.counts()
         extra = self._extra() if self._extra else {}
+        # A row that wraps (flex) so narrow panels side by side stay readable.
         cells = "".join(
-            f"<td style='padding:0 8px'>{html.escape(k)}<br><b>{v}</b></td>"
+            f"<td style='padding:0 10px 4px 0;white-space:nowrap'>{html.escape(k)}<br><b>{v}</b></td>"
             for k, v in {**counts, **extra}.items()
         )
-        self.counters.value = f"<table><tr>{cells}</tr></table>"
+        self.counters.value = f"<table><tr style='display:flex;flex-wrap:wrap'>{cells}</tr></table>"
         with self._lock:
             rows = list(self._rows)
         body = "".join(
@@ -283,4 +289,4 @@ class ArrivalPanel:
 
 def side_by_side(*panels: Any) -> w.HBox:
     """Panels (or widgets) next to each other."""
-    return w.HBox([getattr(p, "widget", p) for p in panels])
+    return w.HBox([getattr(p, "widget", p) for p in panels], layout=w.Layout(flex_flow="row wrap"))
