@@ -258,6 +258,8 @@ def run(
             doc["cost_vs_rate"] = cost_vs_rate(
                 rates, window_s=COST_WINDOW_S[mode], progress=lambda: bar.update(1)
             )
+    if hasattr(os, "getloadavg"):
+        doc["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     return doc
 
 
