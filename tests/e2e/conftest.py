@@ -250,6 +250,10 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Itera
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # Screenshots from an earlier run would pass for this run's: remove ours.
+    for pattern in ("FAILED-*.png", "*-run-all.png", "*-after-clicks.png", "browser-clients.png"):
+        for old in ARTIFACTS.glob(pattern):
+            old.unlink()
     return ARTIFACTS
 
 
