@@ -157,3 +157,26 @@ def test_feature_matrix_has_every_property_and_transport():
     assert len(table) == 2 + len(props)
     for line in table[2:]:
         assert line.count("](") == len(r.TRANSPORTS), line
+
+
+def test_panel_twins_follow_the_same_rules():
+    panel = r.RecommenderPanel()
+    try:
+        assert panel.recommendation.transport == recommend(Needs()).transport == "sse"
+        panel.consumer.value = "server"
+        panel.offline.value = True
+        assert panel.recommendation.transport == "webhooks"
+        assert "Use webhooks" in panel.answer.value
+        assert 'href="01_webhooks.ipynb#The-durable-outbox:-a-provider-restart-loses-nothing"' in (
+            panel.answer.value
+        )
+        panel.offline.value = False
+        panel.rate.value = 1000
+        assert panel.recommendation.transport == "ndjson"
+        panel.proxies.value = True
+        assert panel.recommendation.transport == "sse"
+        assert "Watch out:" in panel.answer.value
+    finally:
+        panel.close()
+    panel.sends.value = True  # after close(), changes no longer recompute
+    assert panel.recommendation.transport == "sse"
