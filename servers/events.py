@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -26,7 +26,14 @@ class Event:
     sent_ns: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: its deep copy of the payload was the main
+        # per-event cost on the streaming hot path. The payload is shared.
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "payload": self.payload,
+            "sent_ns": self.sent_ns,
+        }
 
     def to_json(self) -> str:
         # Compact separators: the bytes-on-the-wire numbers should not be

@@ -74,14 +74,8 @@ def encoded_cache(handler: RequestHandler) -> EncodedCache:
 
 
 def event_dict(event: Event) -> dict:
-    """``event.to_dict()`` without ``dataclasses.asdict``'s deep copy: the
-    same keys in the same order, several times faster on the hot path."""
-    return {
-        "seq": event.seq,
-        "type": event.type,
-        "payload": event.payload,
-        "sent_ns": event.sent_ns,
-    }
+    """The event as the JSON object every transport sends."""
+    return event.to_dict()
 
 
 def _ndjson(event: Event) -> bytes:
