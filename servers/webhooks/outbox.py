@@ -338,7 +338,51 @@ class Outbox:
         )
 
 
+def _files(path: str | Path) -> list[Path]:
+    return [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+
+
+def _unlink(file: Path) -> None:
+    file.unlink(missing_ok=True)
+
+
 def reset(path: str | Path) -> None:
-    """Delete the outbox file and its WAL companions (a fresh start)."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    """Delete the outbox file and its WAL companions (a fresh start).
+
+    On Linux and macOS a file can be deleted while it is open. Windows refuses
+    (``PermissionError``) while any connection holds it, e.g. a provider still
+    running from an earlier run of the same cell, or a notebook's
+    ``sqlite3.connect(...)`` that was never closed. There ``reset`` first
+    releases what this process holds on the file (``_release``), then deletes.
+    """
+    try:
+        for file in _files(path):
+            _unlink(file)
+    except PermissionError:
+        _release(path)
+        for file in _files(path):
+            _unlink(file)
+
+
+def _release(path: str | Path) -> None:
+    """Windows fallback of ``reset``: stop the running providers that use this
+    outbox (their stop hook closes it) and close this process's other SQLite
+    connections to it."""
+    import gc
+
+    from servers import runtime
+
+    target = Path(path).resolve()
+    for server in runtime.running().values():
+        provider = server.app.settings.get("provider") if server.app is not None else None
+        outbox = getattr(provider, "outbox", None)
+        if isinstance(outbox, Outbox) and Path(outbox.path).resolve() == target:
+            server.stop()
+    for obj in gc.get_objects():
+        if isinstance(obj, sqlite3.Connection):
+            try:
+                files = [row[2] for row in obj.execute("PRAGMA database_list")]
+                if any(f and Path(f).resolve() == target for f in files):
+                    obj.close()
+            except sqlite3.Error:  # closed already, or owned by another thread
+                continue
