@@ -182,17 +182,23 @@ class NDJSONStreamClient(BackgroundClient):
         self._interrupt()
 
     def _interrupt(self) -> None:
-        # A thread blocked in recv() is not woken by close() on every OS;
-        # shutting the socket down is. Then the read returns and run() ends.
-        resp = self._response
-        if resp is None:
-            return
-        sock = _socket_of(resp)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        cut_connection(self._response)
+
+
+def cut_connection(resp: requests.Response | None) -> None:
+    """Shut down the socket under a streaming response, from any thread.
+
+    A thread blocked in recv() is not woken by close() on every OS; shutting
+    the socket down is. The blocked read then returns and the client's loop
+    notices the connection is gone."""
+    if resp is None:
+        return
+    sock = _socket_of(resp)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _socket_of(resp: requests.Response) -> socket.socket | None:

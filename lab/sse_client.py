@@ -28,7 +28,6 @@ an event.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +38,7 @@ import sseclient
 
 from servers.events import Event
 
-from .clients import BackgroundClient
+from .clients import BackgroundClient, cut_connection
 from .recorder import ArrivalRecorder
 
 RESYNC = "stream.resync"
@@ -137,11 +136,6 @@ class RawTap:
                     value = line[6:].lstrip(b" ")
                     if value.isdigit():
                         self.on_retry(int(value))
-
-
-def _socket_of(resp: requests.Response) -> socket.socket | None:
-    connection = getattr(resp.raw, "connection", None) or getattr(resp.raw, "_connection", None)
-    return getattr(connection, "sock", None)
 
 
 class ReconnectingSSEClient(BackgroundClient):
@@ -279,15 +273,7 @@ class ReconnectingSSEClient(BackgroundClient):
         self._interrupt()
 
     def _interrupt(self) -> None:
-        resp = self._response
-        if resp is None:
-            return
-        sock = _socket_of(resp)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        cut_connection(self._response)
 
     def wait_connected(self, connections: int = 1, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
