@@ -131,28 +131,16 @@ def plot_polling_vs_push(short: list[DeliveryResult], long: DeliveryResult, push
     import matplotlib.pyplot as plt
 
     xs = [r.poll_interval_s for r in short]
-    fig, (ax_req, ax_lat) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_req.plot(xs, [r.requests_per_event for r in short], "o-", label="short polling")
-    ax_req.axhline(long.requests_per_event, color="tab:orange", ls="--", label="long polling")
-    ax_req.axhline(push.requests_per_event, color="tab:green", ls="-", label="push stream")
-    ax_req.set(
-        xscale="log",
-        yscale="log",
-        xlabel="poll interval (s)",
-        ylabel="HTTP requests per event delivered",
-        title="What it costs",
-    )
-    ax_lat.plot(xs, [r.median_latency_ms for r in short], "o-", label="short polling")
-    ax_lat.axhline(long.median_latency_ms, color="tab:orange", ls="--", label="long polling")
-    ax_lat.axhline(push.median_latency_ms, color="tab:green", ls="-", label="push stream")
-    ax_lat.set(
-        xscale="log",
-        yscale="log",
-        xlabel="poll interval (s)",
-        ylabel="median delivery latency (ms)",
-        title="How late events arrive",
-    )
-    for ax in (ax_req, ax_lat):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    panels = [
+        ("requests_per_event", "HTTP requests per event delivered", "What it costs"),
+        ("median_latency_ms", "median delivery latency (ms)", "How late events arrive"),
+    ]
+    for ax, (metric, ylabel, title) in zip(axes, panels, strict=True):
+        ax.plot(xs, [getattr(r, metric) for r in short], "o-", label="short polling")
+        ax.axhline(getattr(long, metric), color="tab:orange", ls="--", label="long polling")
+        ax.axhline(getattr(push, metric), color="tab:green", ls="-", label="push stream")
+        ax.set(xscale="log", yscale="log", xlabel="poll interval (s)", ylabel=ylabel, title=title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()
