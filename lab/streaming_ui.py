@@ -370,7 +370,7 @@ class JupyterServerProxy:
             self.port = probe.getsockname()[1]
         self._dir = tempfile.mkdtemp(prefix="jsp-")
         config = os.path.join(self._dir, "config.json")
-        with open(config, "w") as fh:
+        with open(config, "w", encoding="utf-8") as fh:
             # Only the proxy: starting JupyterLab's extensions would triple the start-up time.
             off = [
                 "jupyterlab",

@@ -56,7 +56,16 @@ RULES: dict[str, str] = {
     "psutil num_fds": r"\.num_fds\s*\(",
     "psutil rlimit": r"\.rlimit\s*\(",
     "POSIX-only clock": r"\btime\.(pthread_getcpuclockid|clock_gettime|clock_settime|CLOCK_\w+)",
+    # Text I/O without encoding= uses the locale's encoding: cp1252 on most Windows machines.
+    "text I/O without encoding": (
+        r"\.(read|write)_text\((?!.*encoding)|\bopen\((?!.*encoding)[^)]*[\"'][rwax]\+?t?[\"']\s*\)"
+    ),
 }
+ASCII_JSON = (
+    r"json\.(dumps?|loads?)",
+    "JSON written by json.dump(s) (ensure_ascii=True) is ASCII, read and written alike in any "
+    "locale encoding; test_results_json_is_ascii keeps the stored results ASCII",
+)
 
 # (file, rule) -> (guard regex near every hit, or None for a known gap; reason)
 ALLOWED: dict[tuple[str, str], tuple[str | None, str]] = {
@@ -102,6 +111,12 @@ ALLOWED: dict[tuple[str, str], tuple[str | None, str]] = {
         r"hasattr\(os, \"getloadavg\"\)",
         "load average is left out of the results on Windows",
     ),
+    ("benchmarks/websockets.py", "text I/O without encoding"): ASCII_JSON,
+    ("benchmarks/streaming.py", "text I/O without encoding"): ASCII_JSON,
+    ("benchmarks/webhooks.py", "text I/O without encoding"): ASCII_JSON,
+    ("benchmarks/scaling.py", "text I/O without encoding"): ASCII_JSON,
+    ("notebooks/03_http_streaming.ipynb", "text I/O without encoding"): ASCII_JSON,
+    ("notebooks/04_scaling.ipynb", "text I/O without encoding"): ASCII_JSON,
     ("benchmarks/scaling.py", "psutil num_fds"): (
         None,
         "KNOWN GAP (benchmark only, not used by notebooks or tests): counts the server "
@@ -216,11 +231,23 @@ def test_every_allowlist_entry_gives_a_reason():
         ("os.chmod(path, 0o600)\n", "chmod"),
         ("loop.add_signal_handler(signal.SIGTERM, stop)\n", "loop.add_signal_handler"),
         ("n = psutil.Process().num_fds()\n", "psutil num_fds"),
+        ("text = Path('notes.md').read_text()\n", "text I/O without encoding"),
+        ("with open(path, 'w') as fh:\n    fh.write(text)\n", "text I/O without encoding"),
     ],
 )
 def test_the_scan_catches_new_posix_only_calls(snippet, rule):
     problems = unguarded({"servers/new_module.py": snippet})
     assert len(problems) == 1 and f"[{rule}]" in problems[0], problems
+
+
+def test_results_json_is_ascii():
+    """The notebooks read benchmarks/results/*.json without encoding=: keep them ASCII."""
+    files = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+    assert files
+    for path in files:
+        assert path.read_bytes().isascii(), (
+            f"{path.name}: write it with json.dumps(ensure_ascii=True)"
+        )
 
 
 def test_comments_do_not_count():
