@@ -221,8 +221,12 @@ class ArrivalPanel:
     def for_trigger(
         cls, recorder: ArrivalRecorder, trigger: TriggerPanel, **kwargs
     ) -> ArrivalPanel:
-        """A panel whose "sent" counter and lost count follow ``trigger``."""
-        panel = cls(recorder, sent=lambda: trigger.last_seq, **kwargs)
+        """A panel whose "sent" counter follows ``trigger``.
+
+        Cells may also publish without the trigger (a demo, a measurement);
+        those events reach the client too, so "sent" never stays below the
+        newest seq the client has seen."""
+        panel = cls(recorder, sent=lambda: max(trigger.last_seq, recorder.highest_seq), **kwargs)
         trigger.on_fire(lambda _e: panel._throttle.request())
         return panel
 
