@@ -22,6 +22,8 @@ from typing import Any
 
 import requests
 
+from . import reaper
+
 ROOT = Path(__file__).resolve().parents[1]
 _live: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 _LISTENING = re.compile(r"listening on (http://\S+) pid (\d+)")
@@ -48,6 +50,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        reaper.guard(self.proc)  # ends it if this kernel dies before stop()
         lines: queue.Queue[str | None] = queue.Queue()
 
         def pump() -> None:  # keep reading so the pipe never fills and blocks the server

@@ -15,6 +15,8 @@ import tempfile
 import time
 import weakref
 
+from . import reaper
+
 INSTALL_HINT = (
     "install it with your package manager (Debian/Ubuntu: `apt-get install redis-server`, "
     "macOS: `brew install redis`; on Binder it comes from binder/apt.txt)"
@@ -98,6 +100,7 @@ class RedisServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        reaper.guard(self.proc)  # ends it if this kernel dies before stop()
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
