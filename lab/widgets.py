@@ -259,8 +259,9 @@ class ArrivalPanel:
         counts = self.counts()
         extra = self._extra() if self._extra else {}
         # A row that wraps (flex) so narrow panels side by side stay readable.
+        style = "padding:0 10px 4px 0;white-space:nowrap"
         cells = "".join(
-            f"<td style='padding:0 10px 4px 0;white-space:nowrap'>{html.escape(k)}<br><b>{v}</b></td>"
+            f"<td style='{style}'>{html.escape(k)}<br><b>{v}</b></td>"
             for k, v in {**counts, **extra}.items()
         )
         self.counters.value = f"<table><tr style='display:flex;flex-wrap:wrap'>{cells}</tr></table>"

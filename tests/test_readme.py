@@ -16,7 +16,8 @@ def commands() -> list[str]:
 
 def test_readme_starts_with_the_two_commands():
     open_cmd, test_cmd = commands()
-    assert "requirements.txt" in open_cmd and "jupyter lab notebooks/00_start_here.ipynb" in open_cmd
+    assert "requirements.txt" in open_cmd
+    assert "jupyter lab notebooks/00_start_here.ipynb" in open_cmd
     assert "requirements-test.txt" in test_cmd and "pytest" in test_cmd
 
 
