@@ -132,6 +132,22 @@ def check_loopback_server() -> Check:
     return Check("loopback server", "ok", "started on 127.0.0.1, answered, stopped")
 
 
+def check_loopback_not_proxied() -> Check:
+    """requests sends even 127.0.0.1 to a proxy set in HTTP_PROXY unless
+    NO_PROXY lists it; proxies buffer streams and may not reach loopback."""
+    import requests.utils
+
+    proxy = requests.utils.get_environ_proxies("http://127.0.0.1:8000/")
+    if not proxy:
+        return Check("proxy", "ok", "no proxy for 127.0.0.1")
+    return Check(
+        "proxy",
+        "FAIL",
+        f"requests would send 127.0.0.1 traffic to the proxy {proxy.get('http', proxy)}",
+        "set NO_PROXY=127.0.0.1,localhost before starting Jupyter (see docs/instructor.md)",
+    )
+
+
 def check_redis_binary() -> Check:
     path = shutil.which("redis-server")
     if path:
@@ -148,7 +164,7 @@ def run_checks() -> list[Check]:
     checks = [check_python(), check_collection_installed()]
     checks += [check_package(*spec) for spec in REQUIRED]
     checks += [check_optional(*spec) for spec in OPTIONAL]
-    checks += [check_loopback_server(), check_redis_binary()]
+    checks += [check_loopback_not_proxied(), check_loopback_server(), check_redis_binary()]
     return checks
 
 

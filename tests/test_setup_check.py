@@ -25,3 +25,13 @@ def test_report_names_each_fix():
     bad = setup_check.Check("x", "FAIL", "broken", "do this")
     text = setup_check.report([bad])
     assert "fix: do this" in text and "1 problem(s)" in text
+
+
+def test_a_proxy_that_would_catch_loopback_traffic_is_reported(monkeypatch):
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    check = setup_check.check_loopback_not_proxied()
+    assert check.status == "FAIL" and "NO_PROXY" in check.fix
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert setup_check.check_loopback_not_proxied().status == "ok"
