@@ -320,16 +320,26 @@ def main(factory: AppFactory, name: str, description: str) -> None:
     args = parser.parse_args()
     server = ServerThread(factory, name=name, port=args.port).start()
     print(f"{name} server listening on {server.url} (Ctrl-C to stop)", flush=True)
+    tick_until_interrupted(server, args.tick)
+    print("stopped", flush=True)
+
+
+def tick_until_interrupted(
+    server: ServerThread, tick: float, on_tick: Callable[[int], None] | None = None
+) -> None:
+    """Publish a ``tick`` event every ``tick`` s (none if 0) until Ctrl-C,
+    then stop the server. The loop of every standalone ``python -m servers.X``."""
     try:
         n = 0
         while True:
             # Short sleeps keep Ctrl-C responsive on Windows too.
-            time.sleep(args.tick or 0.5)
-            if args.tick:
+            time.sleep(tick or 0.5)
+            if tick:
                 n += 1
                 server.publish("tick", {"n": n})
+                if on_tick is not None:
+                    on_tick(n)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
-        print("stopped", flush=True)

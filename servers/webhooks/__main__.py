@@ -12,10 +12,9 @@ published every ``--tick`` seconds. Try::
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from ..runtime import ServerThread
+from ..runtime import ServerThread, tick_until_interrupted
 from . import outbox, signing
 from .provider import ProviderHandle, provider_app
 from .receiver import Receiver
@@ -49,18 +48,9 @@ def main() -> None:
     sub, _ = handle.subscribe(f"{server.url}/webhook", ["*"], secret)
     print(f"webhooks provider + receiver on {server.url} (Ctrl-C to stop)", flush=True)
     print(f"subscription {sub.id} -> {sub.url}; secret {secret}", flush=True)
-    try:
-        n = 0
-        while True:
-            time.sleep(args.tick or 0.5)
-            if args.tick:
-                n += 1
-                server.publish("tick", {"n": n})
-                print(f"tick {n}: {receiver.summary()}", flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    tick_until_interrupted(
+        server, args.tick, lambda n: print(f"tick {n}: {receiver.summary()}", flush=True)
+    )
 
 
 if __name__ == "__main__":
