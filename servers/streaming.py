@@ -33,40 +33,16 @@ Run standalone: ``python -m servers.streaming --port 8000`` then
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.web import Application, HTTPError, RequestHandler
 
 from .common import JSONErrorsMixin, parse_cursor
-from .events import Event
+from .events import EncodedCache, Event
 from .hub import EventHub, Subscription
 
 MAX_BATCH = 256  # events written per flush when a burst is queued
-
-
-class EncodedCache:
-    """Each event encoded once per format, however many subscribers it goes
-    to: with 1,000 subscribers, encoding per subscriber would cost 1,000
-    ``json.dumps`` per event. One per server (in the app's settings), used
-    on its loop thread only."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple, tuple[Event, bytes]] = OrderedDict()
-
-    def get(self, event: Event, fmt: Hashable, encode: Callable[[Event], bytes]) -> bytes:
-        key = (id(event), fmt)
-        hit = self._items.get(key)
-        if hit is not None and hit[0] is event:  # the event itself is kept: ids are not reused
-            return hit[1]
-        data = encode(event)
-        self._items[key] = (event, data)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return data
 
 
 def encoded_cache(handler: RequestHandler) -> EncodedCache:
