@@ -10,10 +10,11 @@ teaching room of notebook 02 and the feed of notebook 03:
    JSON encoding, the UTF-8 encoding and the frame header are rebuilt N times.
    ``mode="once"`` builds the wire bytes a single time (a complete unmasked
    WebSocket text frame, a complete HTTP chunk holding the SSE event) and hands
-   the very same ``bytes`` object to every connection (``_send``: straight to
-   the socket when nothing is queued, else through ``IOStream.write``).
+   the very same ``bytes`` object to every connection
+   (``wsframes.send_bytes``: straight to the socket when nothing is queued,
+   else through ``IOStream.write``).
 
-   Why writing to the stream is safe here (and only here): a server's
+   Why writing to the stream is safe: a server's
    WebSocket frames are never masked (RFC 6455 5.1), so without
    permessage-deflate the frame is identical for every client; we never
    negotiate compression (``get_compression_options`` returns None) and check
@@ -55,7 +56,6 @@ import asyncio
 import json
 import os
 import signal
-import struct
 import threading
 import time
 from collections import deque
@@ -69,25 +69,13 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from .common import JSONErrorsMixin, parse_cursor
 from .events import Event
 from .hub import EventHub
+from .wsframes import encode_text_frame, send_bytes
 
 MODES = ("naive", "once")
 DRAIN_CODE = 1001  # RFC 6455 7.4.1: "going away", e.g. a server going down
 
 
 # -- wire encoding ------------------------------------------------------------
-def encode_text_frame(payload: bytes | str) -> bytes:
-    """One complete, unmasked WebSocket text frame (FIN=1, opcode 1)."""
-    data = payload.encode("utf-8") if isinstance(payload, str) else payload
-    n = len(data)
-    if n < 126:
-        head = struct.pack("!BB", 0x81, n)
-    elif n <= 0xFFFF:
-        head = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, n)
-    return head + data
-
-
 def sse_text(event: Event) -> str:
     """One SSE event: ``id``, ``event`` and one ``data`` line of JSON."""
     return f"id: {event.seq}\nevent: {event.type}\ndata: {event.to_json()}\n\n"
@@ -96,35 +84,6 @@ def sse_text(event: Event) -> str:
 def http_chunk(data: bytes) -> bytes:
     """``data`` framed as one HTTP/1.1 chunk (RFC 9112 7.1)."""
     return b"%x\r\n" % len(data) + data + b"\r\n"
-
-
-def _send(stream: Any, data: bytes) -> None:
-    """Write ``data`` to a Tornado ``IOStream``, skipping its bookkeeping when
-    we can.
-
-    ``IOStream.write`` allocates a Future per call and resolves it through a
-    loop callback: at 10,000 clients that is 10,000 objects and callbacks per
-    broadcast. When nothing is queued on the stream, a non-blocking
-    ``socket.send`` puts the bytes straight into the kernel's buffer, in order
-    (the stream's buffer is empty, so nothing can overtake). Whatever the
-    kernel does not take (a slow reader) goes through ``stream.write``, which
-    queues it and keeps Tornado's flow control.
-    """
-    if stream.closed():
-        raise StreamClosedError()
-    sock = stream.socket
-    if len(stream._write_buffer) or sock is None or hasattr(stream, "_ssl_options"):
-        stream.write(data)  # something is queued, or TLS: Tornado's path
-        return
-    try:
-        sent = sock.send(data)
-    except (BlockingIOError, InterruptedError):
-        sent = 0
-    except OSError:
-        stream.close()
-        raise StreamClosedError() from None
-    if sent < len(data):
-        stream.write(data[sent:])
 
 
 # -- the log that makes resume possible --------------------------------------
@@ -355,14 +314,14 @@ class Broadcaster:
                 if getattr(conn, "_compressor", None) is not None:
                     handler.write_message(event.to_json())  # per-client bytes
                 else:
-                    _send(conn.stream, frame)  # the same bytes object for all
+                    send_bytes(conn.stream, frame)  # the same bytes object for all
             except (StreamClosedError, WebSocketClosedError):
                 self.ws.discard(handler)
         for handler in list(self.sse):
             connection = handler.request.connection
             try:
                 data = chunked if getattr(connection, "_chunking_output", False) else body
-                _send(connection.stream, data)
+                send_bytes(connection.stream, data)
             except StreamClosedError:
                 self.sse.discard(handler)
 
