@@ -2,8 +2,12 @@
 
 ``publish()`` may be called from any thread (a widget callback runs on the
 kernel's thread, a test may use four). It numbers the event under a lock and
-then hands it to the server's event loop with ``call_soon_threadsafe``: the
-loop's own thread does all socket work, so handlers never need locks.
+puts it in a FIFO that only the server's loop thread empties: the loop's own
+thread does all socket work, so handlers never need locks. From another
+thread, ``call_soon_threadsafe`` wakes the loop to empty it; a handler that
+publishes on the loop itself (a chat message arriving on a WebSocket) empties
+it at once, without waiting a loop turn, which is most of what a room adds to
+a bare echo's round trip.
 
 Each connection that wants a push gets a ``Subscription``: a bounded queue
 read on the loop. A subscriber that stops reading cannot make the server's
@@ -15,10 +19,14 @@ stream, send a resync notice...).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from collections import deque
 from typing import Any
 
 from .events import Event, EventLog
+
+log = logging.getLogger(__name__)
 
 
 class HubClosedError(RuntimeError):
@@ -75,6 +83,10 @@ class EventHub:
         self._loop_thread: int | None = None
         self._lock = threading.Lock()
         self._changed: asyncio.Event | None = None
+        # Numbered, not yet fanned out; appended under the lock, in seq order.
+        self._pending: deque[Event] = deque()
+        self._wake_scheduled = False  # a _drain is queued on the loop already
+        self._draining = False  # the loop thread is inside _drain
 
     # -- lifecycle, called by the runtime on the server thread ---------------
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -82,6 +94,11 @@ class EventHub:
             self._loop = loop
             self._loop_thread = threading.get_ident()  # attach runs on the loop
             self._changed = asyncio.Event()
+            # A restart begins clean: what the last loop never sent had no
+            # subscribers left to send it to (it is still in the log).
+            self._pending.clear()
+            self._wake_scheduled = False
+            self._draining = False
 
     def detach(self) -> None:
         with self._lock:
@@ -108,14 +125,16 @@ class EventHub:
                     "(events published now would reach no one)"
                 )
             event = self.log.append(type, payload)
-            # Still under the lock, so two threads' events reach the loop in
-            # sequence order. From the loop's own thread (a handler
-            # publishing) plain call_soon queues to the same FIFO without
-            # the self-pipe write that wakes a sleeping loop from outside.
-            if self._loop_thread == threading.get_ident():
-                self._loop.call_soon(self._fan_out, event)
-            else:
-                self._loop.call_soon_threadsafe(self._fan_out, event)
+            # Still under the lock, so events enter the FIFO in seq order
+            # whichever threads publish them.
+            self._pending.append(event)
+            on_loop = self._loop_thread == threading.get_ident()
+            if not on_loop and not self._wake_scheduled:
+                self._wake_scheduled = True
+                self._loop.call_soon_threadsafe(self._drain)
+        if on_loop:
+            # Outside the lock: a subscriber's write may run arbitrary code.
+            self._drain()
         return event
 
     # -- server loop only ----------------------------------------------------
@@ -131,9 +150,38 @@ class EventHub:
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
 
+    def _drain(self) -> None:
+        """Fan out everything pending, oldest first. Loop thread only.
+
+        Events published by other threads may be waiting in the FIFO when a
+        handler publishes on the loop; they go first, so every subscriber
+        sees seq order. A publish made *during* a fan-out (by code a
+        subscriber runs) is only appended: the running drain reaches it after
+        the current event has gone to every subscriber.
+        """
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while True:
+                with self._lock:
+                    self._wake_scheduled = False
+                    if not self._pending:
+                        return
+                    batch = list(self._pending)
+                    self._pending.clear()
+                for event in batch:
+                    self._fan_out(event)
+        finally:
+            self._draining = False
+
     def _fan_out(self, event: Event) -> None:
         for sub in list(self._subscriptions):
-            sub.offer(event)
+            try:
+                sub.offer(event)
+            except Exception:
+                # One broken subscriber must not cost everyone else the event.
+                log.exception("subscriber %r failed on event %d", sub, event.seq)
         # Wake every long-poll waiter, then arm a fresh Event for the next one.
         if self._changed is not None:
             self._changed.set()
