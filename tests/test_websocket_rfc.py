@@ -174,6 +174,35 @@ def test_fragmented_text_and_ping_in_between_are_fine(server):
     raw.close()
 
 
+def test_extended_lengths_are_read_and_the_limit_counts_every_fragment():
+    """The reader's three length encodings (7-bit, 16-bit, 64-bit), and the
+    1009 limit applied to a message's fragments together, not one by one."""
+    s = ServerThread(room.app_factory(max_message_size=1000), name="rfc-lengths").start()
+    try:
+        raw = RawWebSocket(url(s))
+        raw.recv_frame()
+        for text in ("a" * 10, "b" * 300):  # 300 bytes of JSON: the 16-bit length form
+            raw.send_text(json.dumps({"type": "say", "text": text[:500]}))
+            assert json.loads(raw.recv_frame().payload)["payload"]["text"] == text[:500]
+        raw.close()
+
+        raw = RawWebSocket(url(s))
+        raw.recv_frame()
+        big = b"x" * 70_000  # the 64-bit length form, over the limit: refused before reading it
+        assert encode_frame(0x1, big)[1] & 0x7F == 127
+        raw.send_raw(encode_frame(0x1, big))
+        assert parse_close(raw.recv_until_close()[-1].payload)[0] == 1009
+        raw.close()
+
+        raw = RawWebSocket(url(s))
+        raw.recv_frame()
+        raw.send_raw(encode_frame(0x1, b"y" * 600, fin=False) + encode_frame(0x0, b"y" * 600))
+        assert parse_close(raw.recv_until_close()[-1].payload)[0] == 1009
+        raw.close()
+    finally:
+        s.stop()
+
+
 # -- an independent implementation ---------------------------------------------------
 class WsprotoClient:
     def __init__(self, server, target: str = "/ws/room?token=demo") -> None:
