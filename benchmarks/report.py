@@ -121,7 +121,48 @@ def websockets(d: dict) -> str:
     header = ["", "round trips/s", "RTT p50 ms", "RTT p99 ms"]
     header += [f"fan-out p50 ms, {n} clients" for n in ("1", "10", "100", "1,000")]
     header.append("KiB RSS per idle connection")
-    return table(header, rows)
+    flood, one = d["flood"], d["server_cpu_us_per_message_one_at_a_time"]
+    per_message = table(
+        [
+            "",
+            "flood messages/s",
+            "server CPU us/message, flood",
+            "server CPU us/message, one at a time",
+        ],
+        [
+            [
+                name,
+                flood["messages_per_s"][f],
+                flood["server_cpu_us_per_message"][f],
+                one[f],
+            ]
+            for name, f in (("room", "room"), ("bare Tornado echo", "bare"))
+        ],
+    )
+    o = d["room_overhead_pct"]
+    ok = o["within_target"]
+    labels = {
+        "server_cpu_per_message": "server CPU per message (flood)",
+        "server_cpu_per_message_one_at_a_time": "server CPU per message (one at a time)",
+        "messages_per_s": "flood throughput",
+        "rtt_p50": "RTT p50",
+    }
+    labels.update(
+        {k: f"fan-out p50 at {k.rsplit('_', 1)[1]} clients" for k in o if k.startswith("fanout")}
+    )
+    verdict = "; ".join(
+        f"{label} {o[key]:+.1f}% ({'within' if ok[key] else 'outside'} 10%)"
+        for key, label in labels.items()
+        if key in o
+    )
+    return "\n\n".join(
+        [
+            table(header, rows),
+            per_message,
+            f"The room's overhead over the bare echo, median of {d['rounds']} alternating rounds "
+            f"(positive = the room costs more): {verdict}.",
+        ]
+    )
 
 
 def streaming(d: dict) -> str:
