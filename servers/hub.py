@@ -87,6 +87,7 @@ class EventHub:
         self._pending: deque[Event] = deque()
         self._wake_scheduled = False  # a _drain is queued on the loop already
         self._draining = False  # the loop thread is inside _drain
+        self._long_polls = 0  # wait_since calls waiting on _changed (loop thread only)
 
     # -- lifecycle, called by the runtime on the server thread ---------------
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -99,6 +100,7 @@ class EventHub:
             self._pending.clear()
             self._wake_scheduled = False
             self._draining = False
+            self._long_polls = 0
 
     def detach(self) -> None:
         with self._lock:
@@ -182,8 +184,10 @@ class EventHub:
             except Exception:
                 # One broken subscriber must not cost everyone else the event.
                 log.exception("subscriber %r failed on event %d", sub, event.seq)
-        # Wake every long-poll waiter, then arm a fresh Event for the next one.
-        if self._changed is not None:
+        # Wake every long-poll waiter, then arm a fresh Event for the next
+        # one. With nobody waiting (a WebSocket room, a stream) the Event is
+        # still clear and stays armed: no new object per event.
+        if self._changed is not None and self._long_polls:
             self._changed.set()
             self._changed = asyncio.Event()
 
@@ -192,8 +196,11 @@ class EventHub:
         events, truncated = self.log.since(seq)
         if events or self._changed is None:
             return events, truncated
+        self._long_polls += 1
         try:
             await asyncio.wait_for(self._changed.wait(), timeout)
         except asyncio.TimeoutError:
             return [], False
+        finally:
+            self._long_polls -= 1
         return self.log.since(seq)
