@@ -7,7 +7,8 @@ Measures, for the room (``servers.websocket``) and for a bare Tornado
 baseline (an echo handler, and a broadcast loop over a plain set of
 connections):
 
-* round trips/s and p50/p99 RTT on one connection, one message at a time
+* round trips/s and p50/p99 RTT on one connection, one message at a time,
+  and the server thread's CPU per message at that pace
   (websocket-client in a separate process: a chat line out, the room's
   broadcast of it back; the same line echoed for the baseline; the client
   does the same JSON work for both);
@@ -20,9 +21,12 @@ connections):
   client process's timestamps compare with the server's);
 * memory per idle connection: the server process's RSS growth per connection.
 
-Room and baseline alternate round by round (and swap which goes first), so
-machine noise hits both alike; each overhead figure is the median of the
-per-round ratios, and the per-round ratios are saved too. What the room does
+Within each round the client alternates room and baseline, message by
+message for RTT and every 100 messages for the flood, swapping which goes
+first: noise from the machine (a shared 2-core VM here, where back-to-back
+runs of the same server differ by 30%) then hits both alike. Each overhead
+figure is the median of the per-round ratios; the per-round figures and
+their range are saved too. What the room does
 per message that the echo does not: rate-limit, parse and validate the JSON,
 number, stamp and log the event, encode it. What it does *less* of: it writes
 each event's pre-built frame straight to the socket (``servers.wsframes``,
@@ -48,17 +52,21 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import psutil
 from tornado.web import Application
 from tornado.websocket import WebSocketHandler
 
-from lab.ws_experiments import percentile, rtt_echo, rtt_websocket
+from lab.ws_experiments import connect_ws, echo_round_trip, percentile, room_round_trip
 from lab.ws_wire import RawWebSocket, encode_frame
 from servers import websocket as room
 from servers.runtime import ServerThread
 
 RESULTS = Path(__file__).resolve().parent / "results" / "websockets.json"
+WARMUP = 20  # round trips per connection before counting
+WINDOW = 16  # messages in flight in the flood
+BURST = 100  # flood messages to one server before switching to the other
 
 
 # -- the bare baseline -------------------------------------------------------------
@@ -128,49 +136,68 @@ async def _clients(url: str, n: int) -> None:
         t.cancel()
 
 
-def _rtt_child(kind: str, base_ws_url: str, n: int) -> None:
-    """Round trips from a separate process: no GIL shared with the server."""
-    runner = rtt_websocket if kind == "room" else rtt_echo
-    print(json.dumps(runner(base_ws_url, n).rtts_ms), flush=True)
+def _paired_rtt_child(room_url: str, echo_url: str, n: int) -> None:
+    """Round trips from a separate process (no GIL shared with the servers),
+    alternating room and echo message by message: whatever the machine does
+    meanwhile hits both alike, so their ratio is steadier than either."""
+    room_ws = connect_ws(room_url)
+    echo_ws = connect_ws(echo_url)
+    room_ws.recv()  # the room's welcome
+    for _ in range(WARMUP):
+        room_round_trip(room_ws)
+        echo_round_trip(echo_ws)
+    rtts: dict[str, list[float]] = {"room": [], "bare": []}
+    for i in range(n):
+        pair = (("room", room_ws, room_round_trip), ("bare", echo_ws, echo_round_trip))
+        for key, ws, round_trip in pair if i % 2 == 0 else pair[::-1]:
+            rtts[key].append(round_trip(ws))
+    room_ws.close()
+    echo_ws.close()
+    print(json.dumps(rtts), flush=True)
 
 
-def rtt_in_child(kind: str, base_ws_url: str, n: int) -> list[float]:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.websockets", "--rtt-child", kind, base_ws_url, str(n)],
-        capture_output=True, text=True, timeout=300, check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _throughput_child(kind: str, base_ws_url: str, n: int, window: int) -> None:
-    """Keep ``window`` chat lines in flight on one connection until ``n``
-    have come back. The client is a raw socket with pre-built frames, so it
-    stays much cheaper per message than the server it is measuring."""
-    path = "/ws/room?token=demo" if kind == "room" else "/ws/echo"
-    ws = RawWebSocket(base_ws_url + path, timeout=30)
+def _paired_flood_child(room_url: str, echo_url: str, bursts: int, size: int, window: int) -> None:
+    """Keep ``window`` chat lines in flight on one connection until a burst
+    of ``size`` has come back; alternate bursts between the room and the
+    echo (swapping which goes first). The client is a raw socket with
+    pre-built frames, so it stays much cheaper per message than the server
+    it measures. Prints each burst's seconds."""
     frames = [
         encode_frame(0x1, json.dumps({"type": "say", "text": "ping", "ref": f"{i:08d}"}).encode())
-        for i in range(n)
+        for i in range(size)
     ]
-    buffer = ws.buffer
-    if kind == "room":  # the room greets first: not part of the count
-        while not complete_frames(buffer)[0]:
-            buffer += ws.sock.recv(65536)
-        buffer = complete_frames(buffer)[1]
+    room_ws = RawWebSocket(room_url, timeout=30)
+    echo_ws = RawWebSocket(echo_url, timeout=30)
+    buffers = {"room": room_ws.buffer, "bare": echo_ws.buffer}
+    while not complete_frames(buffers["room"])[0]:  # the room greets first: not counted
+        buffers["room"] += room_ws.sock.recv(65536)
+    buffers["room"] = complete_frames(buffers["room"])[1]
+    seconds: dict[str, list[float]] = {"room": [], "bare": []}
+    for b in range(bursts):
+        pair = (("room", room_ws.sock), ("bare", echo_ws.sock))
+        for key, sock in pair if b % 2 == 0 else pair[::-1]:
+            started = time.perf_counter()
+            buffers[key] = _pipelined(sock, buffers[key], frames, window)
+            seconds[key].append(time.perf_counter() - started)
+    room_ws.close()
+    echo_ws.close()
+    print(json.dumps(seconds), flush=True)
+
+
+def _pipelined(sock, buffer: bytes, frames: list[bytes], window: int) -> bytes:
+    """Send ``frames`` with at most ``window`` unanswered; return once as
+    many frames have come back (and what is left of the read buffer)."""
+    n = len(frames)
     sent = received = 0
-    started = time.perf_counter()
     while received < n:
         if sent < n and sent - received < window:
             upto = min(n, received + window)
-            ws.sock.sendall(b"".join(frames[sent:upto]))
+            sock.sendall(b"".join(frames[sent:upto]))
             sent = upto
-        buffer += ws.sock.recv(65536)
+        buffer += sock.recv(65536)
         count, buffer = complete_frames(buffer)
         received += count
-    elapsed = time.perf_counter() - started
-    ws.close()
-    print(json.dumps({"seconds": elapsed, "messages": n}), flush=True)
+    return buffer
 
 
 def complete_frames(buffer: bytes) -> tuple[int, bytes]:
@@ -191,19 +218,19 @@ def complete_frames(buffer: bytes) -> tuple[int, bytes]:
     return count, buffer[pos:]
 
 
-def throughput_in_child(server: ServerThread, kind: str, n: int, window: int = 16) -> dict:
-    """Messages/s on one connection and the server thread's CPU per message."""
-    cpu_before = server.call(time.thread_time)
+def paired_in_child(servers: dict[str, ServerThread], child_args: list[str]) -> tuple:
+    """Run a paired child against both servers; return what it printed and
+    each server thread's CPU seconds meanwhile (``time.thread_time``: the
+    child's work and idle waits are not counted). Each server is idle but
+    for the child, so that CPU is the cost of the child's messages."""
+    before = {k: srv.call(time.thread_time) for k, srv in servers.items()}
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.websockets", "--throughput-child", kind,
-         server.ws_url, str(n), str(window)],
-        capture_output=True, text=True, timeout=300, check=True,
+        [sys.executable, "-m", "benchmarks.websockets", *child_args],
+        capture_output=True, text=True, timeout=600, check=True,
         cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
-    cpu = server.call(time.thread_time) - cpu_before
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    # The handshake is in the CPU figure too: one in thousands of messages.
-    return {"messages_per_s": n / result["seconds"], "server_cpu_us_per_message": cpu / n * 1e6}
+    cpu = {k: srv.call(time.thread_time) - before[k] for k, srv in servers.items()}
+    return json.loads(out.stdout.strip().splitlines()[-1]), cpu
 
 
 class ClientProcess:
@@ -296,22 +323,24 @@ def memory_per_connection(server: ServerThread, url: str, n: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.websockets", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer round trips and clients")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument("--child", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--rtt-child", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--throughput-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--flood-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         asyncio.run(_clients(args.child[0], int(args.child[1])))
         return {}
     if args.rtt_child:
-        _rtt_child(args.rtt_child[0], args.rtt_child[1], int(args.rtt_child[2]))
+        room_url, echo_url, n = args.rtt_child
+        _paired_rtt_child(room_url, echo_url, int(n))
         return {}
-    if args.throughput_child:
-        kind, url, n, window = args.throughput_child
-        _throughput_child(kind, url, int(n), int(window))
+    if args.flood_child:
+        room_url, echo_url, bursts, size, window = args.flood_child
+        _paired_flood_child(room_url, echo_url, int(bursts), int(size), int(window))
         return {}
 
-    rounds = 3 if args.quick else 8
+    rounds = 3 if args.quick else 12
     n_rtt = 200 if args.quick else 500  # per round
     n_flood = 1000 if args.quick else 5000  # per round
     sizes = [1, 10, 100] if args.quick else [1, 10, 100, 1000]
@@ -333,35 +362,44 @@ def main(argv: list[str] | None = None) -> dict:
         "clock": "time.perf_counter for RTT; time.thread_time of the server thread for CPU; "
         "time.monotonic_ns (system-wide) for fan-out",
         "rtt_client": f"websocket-client in a separate process, {n_rtt} round trips per round "
-        "after 20 warm-up ones; room: a chat line until its broadcast returns; bare: echo",
-        "throughput_client": f"raw socket in a separate process, 16 messages in flight, "
-        f"{n_flood} per round",
+        f"to each after {WARMUP} warm-up ones, alternating room and echo message by message; "
+        "room: a chat line until its broadcast returns; bare: the same line echoed",
+        "throughput_client": f"raw socket in a separate process, {WINDOW} messages in flight, "
+        f"{n_flood} per round to each, alternating room and echo every {BURST} messages",
         "rounds": rounds,
     }
     try:
-        # Room and bare alternate, and swap which goes first each round, so
-        # machine noise and warm-up hit both alike. Clients run in their own
-        # process: in the server's process they would share its GIL, and
-        # every round trip would pay a GIL hand-off that says more about
-        # CPython than about the server.
+        # Each client alternates room and bare message by message (RTT) or
+        # burst by burst (flood), swapping which goes first, so machine noise
+        # and warm-up hit both alike. Clients run in their own process: in
+        # the servers' process they would share its GIL, and every round
+        # trip would pay a GIL hand-off that says more about CPython than
+        # about the server.
+        servers = {"room": room_server, "bare": bare_server}
+        urls = [f"{room_server.ws_url}/ws/room?token=demo", f"{bare_server.ws_url}/ws/echo"]
         rtts: dict[str, list[float]] = {"room": [], "bare": []}
         per_round: dict[str, list] = {"rtt_p50_ms": [], "cpu_us_one_at_a_time": [], "flood": []}
-        for r in range(rounds):
-            order = (("room", room_server), ("bare", bare_server))
-            p50, flood = {}, {}
-            cpu_one = {}
-            for key, srv in order if r % 2 == 0 else order[::-1]:
-                kind = "room" if key == "room" else "echo"
-                before = srv.call(time.thread_time)
-                round_rtts = rtt_in_child(kind, srv.ws_url, n_rtt)
-                # Each child run also does a handshake and 20 warm-up round trips.
-                cpu_one[key] = (srv.call(time.thread_time) - before) / (n_rtt + 20) * 1e6
-                rtts[key] += round_rtts
-                p50[key] = percentile(round_rtts, 50)
-                flood[key] = throughput_in_child(srv, kind, n_flood)
-            per_round["rtt_p50_ms"].append(p50)
-            per_round["cpu_us_one_at_a_time"].append(cpu_one)
-            per_round["flood"].append(flood)
+        for _ in range(rounds):
+            round_rtts, cpu = paired_in_child(servers, ["--rtt-child", *urls, str(n_rtt)])
+            for key in servers:
+                rtts[key] += round_rtts[key]
+            per_round["rtt_p50_ms"].append({k: percentile(v, 50) for k, v in round_rtts.items()})
+            # The CPU includes the handshake and the warm-up round trips.
+            per_round["cpu_us_one_at_a_time"].append(
+                {k: cpu[k] / (n_rtt + WARMUP) * 1e6 for k in servers}
+            )
+            bursts = n_flood // BURST
+            args_flood = ["--flood-child", *urls, str(bursts), str(BURST), str(WINDOW)]
+            seconds, cpu = paired_in_child(servers, args_flood)
+            per_round["flood"].append(
+                {
+                    k: {
+                        "messages_per_s": bursts * BURST / sum(seconds[k]),
+                        "server_cpu_us_per_message": cpu[k] / (bursts * BURST) * 1e6,
+                    }
+                    for k in servers
+                }
+            )
 
         def summary(values: list[float]) -> dict:
             return {
@@ -402,9 +440,9 @@ def main(argv: list[str] | None = None) -> dict:
         out["machine"]["load_average_at_end"] = os.getloadavg()
     out["room_overhead_pct"] = overhead(out, sizes[-1])
     print_table(out, sizes)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, default=str))
-    print(f"\nwritten to {RESULTS}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(out, indent=2, default=str))
+    print(f"\nwritten to {args.output}")
     return out
 
 
@@ -413,29 +451,38 @@ def overhead(out: dict, largest: int) -> dict:
     is slower). Per-round ratios, then their median: one noisy round cannot
     swing it."""
 
-    def median_ratio(rows: list[dict], pick) -> float:
-        return 100 * (statistics.median(pick(row, "room") / pick(row, "bare") for row in rows) - 1)
-
     rounds = out["per_round"]
+    per_round_pct: dict[str, list[float]] = {}
+
+    def median_ratio(key: str, rows: list[dict], pick) -> float:
+        pct = [100 * (pick(row, "room") / pick(row, "bare") - 1) for row in rows]
+        per_round_pct[key] = pct
+        return statistics.median(pct)
+
     fan = {k: {n: v["p50_ms"] for n, v in out["fanout_ms"][k].items()} for k in ("room", "bare")}
-    result = {
+    result: dict[str, Any] = {
         "server_cpu_per_message": median_ratio(
-            rounds["flood"], lambda row, k: row[k]["server_cpu_us_per_message"]
+            "server_cpu_per_message",
+            rounds["flood"],
+            lambda row, k: row[k]["server_cpu_us_per_message"],
         ),
         "server_cpu_per_message_one_at_a_time": median_ratio(
-            rounds["cpu_us_one_at_a_time"], lambda row, k: row[k]
+            "server_cpu_per_message_one_at_a_time",
+            rounds["cpu_us_one_at_a_time"],
+            lambda row, k: row[k],
         ),
         # Fewer messages/s is overhead: bare/room, not room/bare.
         "messages_per_s": median_ratio(
-            rounds["flood"], lambda row, k: 1 / row[k]["messages_per_s"]
+            "messages_per_s", rounds["flood"], lambda row, k: 1 / row[k]["messages_per_s"]
         ),
-        "rtt_p50": median_ratio(rounds["rtt_p50_ms"], lambda row, k: row[k]),
+        "rtt_p50": median_ratio("rtt_p50", rounds["rtt_p50_ms"], lambda row, k: row[k]),
         f"fanout_p50_at_{largest}": 100 * (fan["room"][largest] / fan["bare"][largest] - 1),
         "target": "within 10%",
     }
-    result["within_target"] = {
-        k: v <= 10 for k, v in result.items() if isinstance(v, float)
-    }  # fmt: skip
+    result["within_target"] = {k: v <= 10 for k, v in result.items() if isinstance(v, float)}
+    # How far single rounds disagree: on a shared 2-core VM the noise between
+    # rounds is larger than the difference being measured, hence the median.
+    result["per_round_range"] = {k: [min(v), max(v)] for k, v in per_round_pct.items()}
     return result
 
 
@@ -463,9 +510,15 @@ def print_table(out: dict, sizes: list[int]) -> None:
         print(f"load average at start: {load[0]:.1f} on {out['machine']['cpus']} CPUs")
     rounds = out["rounds"]
     print(f"room overhead over bare Tornado (median of {rounds} rounds; target: within 10%):")
+    spread = out["room_overhead_pct"]["per_round_range"]
     for key, value in out["room_overhead_pct"].items():
         if isinstance(value, float):
-            print(f"  {key:38}{value:>+8.1f}%")
+            low_high = (
+                f"  (rounds: {spread[key][0]:+.0f}% to {spread[key][1]:+.0f}%)"
+                if key in spread
+                else ""
+            )
+            print(f"  {key:38}{value:>+8.1f}%{low_high}")
 
 
 if __name__ == "__main__":

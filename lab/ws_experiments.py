@@ -63,7 +63,7 @@ class RTTResult:
         }
 
 
-def _ws(url: str, **kwargs: Any) -> websocket.WebSocket:
+def connect_ws(url: str, **kwargs: Any) -> websocket.WebSocket:
     # websocket-client checks every text frame's UTF-8 in pure Python (unless
     # the optional wsaccel is installed): about 0.4 us per byte here, 58 us for
     # one chat broadcast. In a round-trip measurement that times the client,
@@ -93,8 +93,13 @@ def room_round_trip(ws: websocket.WebSocket, text: str = "ping") -> float:
     return _round_trip(ws, text, lambda message: message.get("payload", {}).get("ref"))
 
 
+def echo_round_trip(ws: websocket.WebSocket, text: str = "ping") -> float:
+    """The same chat line against a bare echo handler: it comes back as sent."""
+    return _round_trip(ws, text, lambda message: message.get("ref"))
+
+
 def rtt_websocket(base_ws_url: str, n: int = 200, token: str = "demo", **kwargs) -> RTTResult:
-    ws = _ws(f"{base_ws_url}/ws/room?token={token}", **kwargs)
+    ws = connect_ws(f"{base_ws_url}/ws/room?token={token}", **kwargs)
     try:
         ws.recv()  # welcome
         for _ in range(min(20, n)):  # warm-up, not counted
@@ -106,15 +111,11 @@ def rtt_websocket(base_ws_url: str, n: int = 200, token: str = "demo", **kwargs)
 
 def rtt_echo(base_ws_url: str, n: int = 200) -> RTTResult:
     """The same round trip against a bare Tornado echo handler (the baseline)."""
-    ws = _ws(f"{base_ws_url}/ws/echo")
-
-    def once() -> float:
-        return _round_trip(ws, "ping", lambda message: message.get("ref"))
-
+    ws = connect_ws(f"{base_ws_url}/ws/echo")
     try:
         for _ in range(min(20, n)):
-            once()
-        return RTTResult("WebSocket frame (bare echo)", [once() for _ in range(n)])
+            echo_round_trip(ws)
+        return RTTResult("WebSocket frame (bare echo)", [echo_round_trip(ws) for _ in range(n)])
     finally:
         ws.close()
 
@@ -148,7 +149,7 @@ def bytes_per_message(server_port: int, n: int = 50, token: str = "demo") -> dic
     """Bytes each way per chat message, counted at the socket by a relay."""
     results: dict[str, dict] = {}
     with ByteCountingRelay(server_port, keep=1 << 20) as relay:
-        ws = _ws(f"ws://127.0.0.1:{relay.port}/ws/room?token={token}")
+        ws = connect_ws(f"ws://127.0.0.1:{relay.port}/ws/room?token={token}")
         ws.recv()
         handshake = relay.snapshot()
         relay.reset()
@@ -234,7 +235,7 @@ def keepalive_vs_reconnect(
     server's ping interval is compressed, e.g. 0.1 s instead of 30 s), and
     one close-and-reconnect-with-resume cycle; ``per_hour()`` scales both."""
     with ByteCountingRelay(server_port, keep=1 << 20) as relay:
-        ws = _ws(f"ws://127.0.0.1:{relay.port}/ws/room?token={token}")
+        ws = connect_ws(f"ws://127.0.0.1:{relay.port}/ws/room?token={token}")
         welcome = json.loads(ws.recv())
         relay.reset()
         ws.settimeout(0.05)
@@ -248,7 +249,9 @@ def keepalive_vs_reconnect(
         pings = sum(1 for f in decode_frames(bytes(relay.captured["down"])) if f.opcode == 0x9)
         relay.reset()
         ws.close()  # the "close when idle" half: close handshake...
-        ws = _ws(f"ws://127.0.0.1:{relay.port}/ws/room?token={token}&after={welcome['last_seq']}")
+        ws = connect_ws(
+            f"ws://127.0.0.1:{relay.port}/ws/room?token={token}&after={welcome['last_seq']}"
+        )
         ws.recv()  # ...then a fresh handshake and the resume
         cycle = relay.snapshot()
         ws.close()
