@@ -109,17 +109,6 @@ def rtt_websocket(base_ws_url: str, n: int = 200, token: str = "demo", **kwargs)
         ws.close()
 
 
-def rtt_echo(base_ws_url: str, n: int = 200) -> RTTResult:
-    """The same round trip against a bare Tornado echo handler (the baseline)."""
-    ws = connect_ws(f"{base_ws_url}/ws/echo")
-    try:
-        for _ in range(min(20, n)):
-            echo_round_trip(ws)
-        return RTTResult("WebSocket frame (bare echo)", [echo_round_trip(ws) for _ in range(n)])
-    finally:
-        ws.close()
-
-
 def rtt_http(
     base_url: str, n: int = 200, keep_alive: bool = True, token: str = "demo"
 ) -> RTTResult:
