@@ -414,8 +414,7 @@ class RoomHandler(WebSocketHandler):
             # The usual case, and the latency path of every chat line:
             # nothing queued ahead and no write pending, so the frame goes
             # to the socket now, without the outbox round trip.
-            self.last_sent = event.seq
-            self._write(self.stats.frames.get(event, "ws", event_frame))
+            self._write_event(event)
             return
         self._queue(event)
 
@@ -476,10 +475,13 @@ class RoomHandler(WebSocketHandler):
                 self.writing = None
             message = self.outbox.pop(0)
             if isinstance(message, Event):
-                self.last_sent = message.seq
-                self._write(self.stats.frames.get(message, "ws", event_frame))
+                self._write_event(message)
             else:
                 self._write(encode_text_frame(json.dumps(message, separators=(",", ":"))))
+
+    def _write_event(self, event: Event) -> None:
+        self.last_sent = event.seq
+        self._write(self.stats.frames.get(event, "ws", event_frame))
 
     def _write(self, frame: bytes) -> None:
         """One frame to the socket; ``writing`` keeps the pending write, if
