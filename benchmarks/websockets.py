@@ -23,15 +23,18 @@ connections):
 
 Within each round the client alternates room and baseline, message by
 message for RTT and every 100 messages for the flood, swapping which goes
-first: noise from the machine (a shared 2-core VM here, where back-to-back
-runs of the same server differ by 30%) then hits both alike. Each overhead
-figure is the median of the per-round ratios; the per-round figures and
-their range are saved too. What the room does
-per message that the echo does not: rate-limit, parse and validate the JSON,
-number, stamp and log the event, encode it. What it does *less* of: it writes
-each event's pre-built frame straight to the socket (``servers.wsframes``,
-one frame for every member) where ``write_message`` builds a frame and a Task
-per client; the bare broadcast baseline calls ``write_message`` per member.
+first: noise from the machine then hits both alike. (On the shared 2-core
+VM these figures come from, rounds that ran room and baseline one after the
+other put the room anywhere from 36% cheaper to 48% dearer than the
+baseline.) Each overhead figure is the median of the per-round ratios; the
+per-round figures and their range are saved too.
+
+What the room does per message that the echo does not: rate-limit, parse
+and validate the JSON, number, stamp and log the event, encode it. What it
+does *less* of: it writes each event's pre-built frame straight to the
+socket (``servers.wsframes``, one frame for every member) where
+``write_message`` builds a frame and a Task per client; the bare broadcast
+baseline calls ``write_message`` per member.
 
 The clients of the fan-out and memory runs live in a child process (asyncio +
 Tornado's websocket client), so the server's process holds only server
@@ -59,7 +62,7 @@ from tornado.web import Application
 from tornado.websocket import WebSocketHandler
 
 from lab.ws_experiments import connect_ws, echo_round_trip, percentile, room_round_trip
-from lab.ws_wire import RawWebSocket, encode_frame
+from lab.ws_wire import RawWebSocket, decode_frames, encode_frame
 from servers import websocket as room
 from servers.runtime import ServerThread
 
@@ -201,21 +204,10 @@ def _pipelined(sock, buffer: bytes, frames: list[bytes], window: int) -> bytes:
 
 
 def complete_frames(buffer: bytes) -> tuple[int, bytes]:
-    """How many whole (unmasked, server) frames ``buffer`` starts with, and
-    what is left after them."""
-    count = pos = 0
-    while len(buffer) - pos >= 2:
-        length, head = buffer[pos + 1] & 0x7F, 2
-        if length >= 126:
-            head = 4 if length == 126 else 10
-            if len(buffer) - pos < head:
-                break
-            length = int.from_bytes(buffer[pos + 2 : pos + head], "big")
-        if len(buffer) - pos < head + length:
-            break
-        count += 1
-        pos += head + length
-    return count, buffer[pos:]
+    """How many whole frames ``buffer`` starts with, and what is left after
+    them (``lab.ws_wire.decode_frames`` stops at the first partial one)."""
+    frames = decode_frames(buffer)
+    return len(frames), buffer[sum(frame.size for frame in frames) :]
 
 
 def paired_in_child(servers: dict[str, ServerThread], child_args: list[str]) -> tuple:
