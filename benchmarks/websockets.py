@@ -18,7 +18,8 @@ connections):
   so the other process's work and idle waits are not counted;
 * broadcast fan-out time to 1, 10, 100, 1000 clients: publish -> the last
   client has it, read on the monotonic clock (system-wide on Linux, so the
-  client process's timestamps compare with the server's);
+  client process's timestamps compare with the server's); room and bare
+  broadcasts alternate, each to its own clients;
 * memory per idle connection: the server process's RSS growth per connection.
 
 Within each round the client alternates room and baseline, message by
@@ -285,24 +286,39 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def fanout(server: ServerThread, url: str, sizes: list[int], repeats: int, bare: bool) -> dict:
-    results = {}
+def fanout(
+    room_server: ServerThread, bare_server: ServerThread, sizes: list[int], repeats: int
+) -> dict:
+    """Publish -> the last of ``n`` clients has it, for the room and the bare
+    broadcast loop. Each has its own ``n`` clients (a child process each)
+    connected throughout; broadcasts alternate between the two, swapping
+    which goes first, as the other measurements do."""
+    urls = {
+        "room": f"{room_server.ws_url}/ws/room?token=demo",
+        "bare": f"{bare_server.ws_url}/ws/bare",
+    }
+    results: dict[str, dict] = {"room": {}, "bare": {}}
     for n in sizes:
-        clients = ClientProcess(url, n)
+        clients: dict[str, ClientProcess] = {}
         try:
-            times = []
+            for key, url in urls.items():
+                clients[key] = ClientProcess(url, n)
+            times: dict[str, list[float]] = {"room": [], "bare": []}
             for k in range(repeats + 1):  # the first one is a warm-up
-                if bare:
-                    sent = time.monotonic_ns()
-                    server.call(bare_broadcast, k)
-                else:
-                    sent = server.publish("bench", {"bench": k}).sent_ns
-                last = clients.wait_all(k)
-                if k:
-                    times.append((last - sent) / 1e6)
-            results[n] = {"p50_ms": percentile(times, 50), "max_ms": max(times)}
+                for key in ("room", "bare") if k % 2 == 0 else ("bare", "room"):
+                    if key == "bare":
+                        sent = time.monotonic_ns()
+                        bare_server.call(bare_broadcast, k)
+                    else:
+                        sent = room_server.publish("bench", {"bench": k}).sent_ns
+                    last = clients[key].wait_all(k)
+                    if k:
+                        times[key].append((last - sent) / 1e6)
+            for key, values in times.items():
+                results[key][n] = {"p50_ms": percentile(values, 50), "max_ms": max(values)}
         finally:
-            clients.close()
+            for process in clients.values():
+                process.close()
     return results
 
 
@@ -352,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_rtt = 200 if args.quick else 500  # per round
     n_flood = 1000 if args.quick else 5000  # per round
     sizes = [1, 10, 100] if args.quick else [1, 10, 100, 1000]
-    repeats = 3 if args.quick else 10
+    repeats = 3 if args.quick else 20  # broadcasts per size, to each
     mem_n = 200 if args.quick else 1000
 
     options = {"rate": 1e9, "burst": 10**9, "send_queue": 10_000}
@@ -428,11 +444,7 @@ def main(argv: list[str] | None = None) -> dict:
             "server_cpu_us_per_message": median_of(per_round["flood"], "server_cpu_us_per_message"),
         }
         out["per_round"] = per_round
-        out["fanout_ms"] = {
-            "room": fanout(room_server, f"{room_server.ws_url}/ws/room?token=demo", sizes,
-                           repeats, bare=False),
-            "bare": fanout(bare_server, f"{bare_server.ws_url}/ws/bare", sizes, repeats, bare=True),
-        }  # fmt: skip
+        out["fanout_ms"] = fanout(room_server, bare_server, sizes, repeats)
         out["memory_per_idle_connection_bytes"] = {
             "room": memory_per_connection(
                 room_server, f"{room_server.ws_url}/ws/room?token=demo", mem_n
