@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -50,6 +51,20 @@ def _compact_json_encoder() -> Callable[[Any], str]:
 
 compact_json = _compact_json_encoder()
 
+# One rule for every transport, checked where events are made: an event type
+# is 1 to 64 ASCII letters, digits, ".", "_", ":" or "-". It ends up in SSE's
+# ``event:`` field and in HTTP headers, where a CR or LF would end the field
+# and let the rest forge a new one (``"x\nid: 999"``).
+EVENT_TYPE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def check_event_type(type: Any) -> str:
+    """``type`` if it is a valid event type, else ``ValueError`` saying why."""
+    if not isinstance(type, str) or EVENT_TYPE.fullmatch(type) is None:
+        shown = repr(type) if len(repr(type)) <= 60 else repr(type)[:60] + "..."
+        raise ValueError(f"event type {shown} is not 1-64 characters of A-Z a-z 0-9 . _ : -")
+    return type
+
 
 @dataclass(frozen=True)
 class Event:
@@ -80,7 +95,7 @@ class Event:
         try:
             return cls(
                 seq=int(data["seq"]),
-                type=str(data["type"]),
+                type=check_event_type(data["type"]),
                 payload=dict(data.get("payload") or {}),
                 sent_ns=int(data.get("sent_ns", 0)),
             )
@@ -115,6 +130,7 @@ class EventLog:
             return self._last_seq
 
     def append(self, type: str, payload: dict[str, Any] | None = None) -> Event:
+        check_event_type(type)
         with self._lock:
             self._last_seq += 1
             event = Event(self._last_seq, type, dict(payload or {}), time.monotonic_ns())
