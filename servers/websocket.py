@@ -19,7 +19,8 @@ or a control message (no ``seq``): ``room.welcome``, ``room.resync``,
 Guards, each checked by ``tests/test_websocket*.py``:
 
 * token before upgrading: missing -> 401, wrong -> 403, no socket opened;
-* ``Origin`` against an exact allowlist (cross-site WebSocket hijacking): 403;
+* ``Origin`` against an exact allowlist, never against ``Host`` (cross-site
+  WebSocket hijacking, DNS rebinding): 403 (``origin_refusal``);
 * max message size: close 1009; per-connection rate limit: close 1008;
 * a bounded per-connection send queue: a consumer that falls ``send_queue``
   messages behind is told and closed with 1013 (try again later), and
@@ -39,7 +40,9 @@ import hmac
 import json
 import struct
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from tornado.iostream import StreamClosedError
 from tornado.log import access_log, gen_log
@@ -54,7 +57,7 @@ from .wsframes import encode_text_frame, send_bytes
 
 DEFAULTS: dict[str, Any] = {
     "tokens": {"demo": "guest"},  # token -> user name
-    "allowed_origins": (),  # exact "scheme://host:port" strings; no Origin header is allowed
+    "allowed_origins": (),  # exact "scheme://host[:port]" strings (or an OriginAllowlist)
     "max_message_size": 4096,  # bytes; above it Tornado closes with 1009
     "rate": 20.0,  # messages per second a connection may send (token bucket)...
     "burst": 40,  # ...with this many in one go
@@ -73,6 +76,73 @@ VALID_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012,
 
 def valid_close_code(code: int) -> bool:
     return code in VALID_CLOSE_CODES or 3000 <= code <= 4999
+
+
+class OriginAllowlist:
+    """The exact origins whose pages may open the room from a browser.
+
+    A kernel cell may ``add`` an origin while the server thread reads the
+    list: the set is replaced, never changed in place, so a reader sees the
+    old set or the new one.
+    """
+
+    def __init__(self, origins: Iterable[str] = ()) -> None:
+        self._origins: frozenset[str] = frozenset()
+        for origin in origins:
+            self.add(origin)
+
+    def add(self, origin: str) -> None:
+        # What a browser sends: scheme://host[:port], nothing before or after.
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "@" in parts.netloc
+            or origin != f"{parts.scheme}://{parts.netloc}"
+        ):
+            raise ValueError(f"an origin is scheme://host[:port] and nothing else, not {origin!r}")
+        self._origins = self._origins | {origin}
+
+    def __contains__(self, origin: object) -> bool:
+        return origin in self._origins
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._origins))
+
+    def __repr__(self) -> str:
+        return f"OriginAllowlist({sorted(self._origins)})"
+
+
+def origin_refusal(
+    origin: str | None, allowed: OriginAllowlist, own: Iterable[str] = ()
+) -> str | None:
+    """Why a handshake with this ``Origin`` header is refused, or None.
+
+    * No ``Origin``: not a browser (every browser sends one on a WebSocket
+      handshake), so there is no victim's browser to protect; the token
+      guards the endpoint. Allowed.
+    * An exact member of the allowlist: allowed. Exact, because a prefix or
+      suffix test lets ``https://app.example.evil.net`` pass for
+      ``https://app.example``.
+    * ``own``: this server's origin as its listening socket knows it
+      (``http://127.0.0.1:<port>``; websocket-client sends that by default):
+      a page there could only be this server's own. Allowed.
+    * Anything else: refused. ``Host`` is never consulted. Tornado's own rule
+      (an Origin whose host:port equals Host is same-origin) lets in a
+      DNS-rebinding page: ``evil.example`` resolved to 127.0.0.1 sends
+      ``Host: evil.example:P`` with ``Origin: http://evil.example:P``.
+    * No ``X-Forwarded-Proto``/``-Host`` either: jupyter-server-proxy 4.6,
+      which carries a page's WebSocket to this server, copies the browser's
+      own headers (``Origin``, ``Host``, ``Cookie``) and states no forwarded
+      scheme or host of its own (its ``proxy_open``; the browser tests record
+      what arrives). Behind it the request's scheme is always http, even for
+      an https page, so ``scheme://Host`` cannot name the page. The page's
+      origin is added to the allowlist instead (``lab.browser`` reports it
+      to the kernel over Jupyter's authenticated widget channel).
+    """
+    if origin is None or origin in allowed or origin in own:
+        return None
+    return f"origin {origin[:100]!r} is not allowed"
 
 
 class StrictProtocol(WebSocketProtocol13):
@@ -314,14 +384,20 @@ class RoomHandler(WebSocketHandler):
         if user is None:
             self._refuse(403, "unknown token")
         origin = self.request.headers.get("Origin")
-        # Exact match only: "https://app.example" must not let in
-        # "https://app.example.evil.net" (a prefix or suffix test would).
-        # A page served by this very server (Origin equal to our own
-        # scheme://Host) is same-origin; a browser sets both headers itself.
-        own = f"{self.request.protocol}://{self.request.host}"
-        if origin is not None and origin != own and origin not in self.options["allowed_origins"]:
-            self._refuse(403, f"origin {origin!r} is not allowed")
+        refusal = origin_refusal(origin, self.options["allowed_origins"], self.own_origins())
+        if refusal:
+            self._refuse(403, refusal)
         self.user = user
+
+    def own_origins(self) -> tuple[str, ...]:
+        """This server's origin, from the socket it accepted on: never from ``Host``."""
+        # HTTP1Connection.stream is the accepted socket's IOStream; Tornado
+        # has no public accessor for the local address.
+        host, port = self.request.connection.stream.socket.getsockname()[:2]
+        scheme = self.request.protocol  # https when the server itself speaks TLS
+        named = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL
+        loopback = (f"{scheme}://localhost:{port}",) if host in ("127.0.0.1", "::1") else ()
+        return (f"{scheme}://{named}:{port}", *loopback)
 
     def _refuse(self, status: int, reason: str) -> None:
         self.stats.refused[status] = self.stats.refused.get(status, 0) + 1
@@ -337,7 +413,11 @@ class RoomHandler(WebSocketHandler):
             super().log_exception(typ, value, tb)
 
     def check_origin(self, origin: str) -> bool:
-        return True  # already checked, exactly, in prepare()
+        # Already checked, exactly, in prepare(). Tornado 6.6 calls this only
+        # for handshakes it deems cross-origin: an Origin whose host:port
+        # equals the Host header counts as same-origin and skips it, which is
+        # the rule a forged Host fools (see origin_refusal).
+        return True
 
     # -- per-handler settings Tornado reads ------------------------------------
     @property
@@ -596,7 +676,8 @@ def room_options(**overrides: Any) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unknown room options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     options = {**DEFAULTS, **overrides}
-    options["allowed_origins"] = frozenset(options["allowed_origins"])
+    if not isinstance(options["allowed_origins"], OriginAllowlist):
+        options["allowed_origins"] = OriginAllowlist(options["allowed_origins"])
     return options
 
 
