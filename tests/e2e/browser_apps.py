@@ -100,9 +100,9 @@ class FiniteNDJSONHandler(RequestHandler):
             subscription.close()
 
 
-# Origins this server was asked to check. Through jupyter-server-proxy it stays
-# empty: the proxy does not forward the page's Origin header.
-ORIGINS_SEEN: list[str] = []
+# The handshake headers this WebSocket received, as the server saw them: what
+# jupyter-server-proxy hands on from the browser (notebook 02 describes it).
+HANDSHAKES: list[dict[str, str]] = []
 
 
 class PushEchoSocket(WebSocketHandler):
@@ -112,10 +112,15 @@ class PushEchoSocket(WebSocketHandler):
         self.hub = hub
         self.task: asyncio.Task | None = None
 
+    def prepare(self) -> None:
+        headers = {k: v for k, v in self.request.headers.get_all() if k != "Cookie"}
+        HANDSHAKES.append({"scheme": self.request.protocol, **headers})
+
     def check_origin(self, origin: str) -> bool:
         # Only pages served from this machine (the Jupyter page, through the
         # proxy) may open this socket: an exact loopback allowlist, not "*".
-        ORIGINS_SEEN.append(origin)
+        # (Tornado 6.6 skips this for an Origin whose host:port equals Host,
+        # which is what a page reached through the proxy sends.)
         return urlsplit(origin).hostname in ("127.0.0.1", "localhost", "::1")
 
     def open(self) -> None:

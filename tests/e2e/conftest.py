@@ -6,12 +6,21 @@ folders, so nothing leaks in from the machine or between runs), and launch
 Debian's Chromium headless through Playwright's Python package. Everything is
 shut down at the end: kernels, JupyterLab and the browser.
 
+Two JupyterLabs can run: ``http`` (a laptop) and ``https`` (as mybinder.org
+serves every session), the latter with a certificate made by trustme for this
+run. Chromium is told to accept that one certificate, by the hash of its
+public key (``--ignore-certificate-errors-spki-list``), and no other. A test
+picks its server through the ``lab`` fixture: ``@pytest.mark.parametrize("lab",
+["http", "https"], indirect=True)``.
+
 No Chromium or no Playwright: the tests are skipped with a message saying
 what to install, except under CI (``CI=true``), where that is a failure.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -83,15 +92,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class LabCertificate:
+    """A throw-away CA and a server certificate for 127.0.0.1, made at test time."""
+
+    def __init__(self, folder: Path) -> None:
+        import trustme
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1", "localhost")
+        self.ca_file = folder / "ca.pem"
+        self.cert_file = folder / "lab-cert.pem"
+        self.key_file = folder / "lab-key.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        issued.private_key_pem.write_to_path(str(self.key_file))
+        self.cert_file.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+        leaf = x509.load_pem_x509_certificate(issued.cert_chain_pems[0].bytes())
+        spki = leaf.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        # What Chromium's --ignore-certificate-errors-spki-list takes: base64(sha256(SPKI)).
+        self.spki_sha256 = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 class JupyterLab:
     """A JupyterLab server process started for the test session."""
 
-    def __init__(self, root: Path, home: Path) -> None:
+    def __init__(self, root: Path, home: Path, tls: LabCertificate | None = None) -> None:
         self.root = root
         self.home = home
+        self.tls = tls
         self.port = free_port()
         self.token = os.urandom(16).hex()
-        self.base = f"http://127.0.0.1:{self.port}/"
+        self.scheme = "https" if tls else "http"
+        self.base = f"{self.scheme}://127.0.0.1:{self.port}/"
         self.log_path = home / "jupyterlab.log"
         self.proc: subprocess.Popen | None = None
 
@@ -130,6 +165,11 @@ class JupyterLab:
             f"--LabApp.user_settings_dir={dirs['settings']}",
             f"--LabApp.workspaces_dir={dirs['workspaces']}",
         ]  # fmt: skip
+        if self.tls is not None:
+            cmd += [
+                f"--ServerApp.certfile={self.tls.cert_file}",
+                f"--ServerApp.keyfile={self.tls.key_file}",
+            ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
@@ -144,7 +184,12 @@ class JupyterLab:
                     f"JupyterLab exited with {self.proc.returncode}:\n{self.log_tail()}"
                 )
             try:
-                r = requests.get(self.base + "api/status", params={"token": self.token}, timeout=2)
+                r = requests.get(
+                    self.base + "api/status",
+                    params={"token": self.token},
+                    timeout=2,
+                    verify=self.verify,
+                )
                 if r.status_code == 200:
                     return
             except requests.RequestException:
@@ -155,12 +200,18 @@ class JupyterLab:
             f"JupyterLab did not answer within {LAB_START_TIMEOUT} s:\n{self.log_tail()}"
         )
 
+    @property
+    def verify(self) -> str | bool:
+        """What requests should trust: our CA over https."""
+        return str(self.tls.ca_file) if self.tls else True
+
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return requests.request(
             method,
             self.base + path,
             headers={"Authorization": f"token {self.token}"},
             timeout=10,
+            verify=self.verify,
             **kwargs,
         )
 
@@ -221,14 +272,25 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[Any]:
+def lab_certificate(tmp_path_factory: pytest.TempPathFactory) -> LabCertificate:
+    return LabCertificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str, lab_certificate: LabCertificate) -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("the `playwright` Python package is not installed (pip install playwright)")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+            executable_path=chromium_path,
+            headless=True,
+            # Accept the https JupyterLab's certificate, by its key, and nothing else.
+            args=[
+                *CHROMIUM_ARGS,
+                f"--ignore-certificate-errors-spki-list={lab_certificate.spki_sha256}",
+            ],
         )
         try:
             yield browser
@@ -248,10 +310,30 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Itera
 
 
 @pytest.fixture(scope="session")
+def jupyter_lab_https(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any, lab_certificate: LabCertificate
+) -> Iterator[JupyterLab]:
+    """The same JupyterLab served over https, as Binder serves it."""
+    lab = JupyterLab(REPO, tmp_path_factory.mktemp("jupyterlab-https"), tls=lab_certificate)
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest) -> JupyterLab:
+    """The JupyterLab a test runs against: ``http`` (default) or ``https``."""
+    scheme = getattr(request, "param", "http")
+    return request.getfixturevalue("jupyter_lab_https" if scheme == "https" else "jupyter_lab")
+
+
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     # Screenshots from an earlier run would pass for this run's: remove ours.
-    for pattern in ("FAILED-*.png", "*-run-all.png", "*-after-clicks.png", "browser-clients.png"):
+    for pattern in ("FAILED-*.png", "*-run-all.png", "*-after-clicks.png", "browser-clients*.png"):
         for old in ARTIFACTS.glob(pattern):
             old.unlink()
     return ARTIFACTS
@@ -259,7 +341,7 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def page(
-    browser: Any, jupyter_lab: JupyterLab, artifacts: Path, request: pytest.FixtureRequest
+    browser: Any, lab: JupyterLab, artifacts: Path, request: pytest.FixtureRequest
 ) -> Iterator[Any]:
     """A fresh browser context (no cookies/storage shared between tests)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -279,7 +361,7 @@ def page(
             pg.screenshot(path=str(artifacts / f"FAILED-{name}.png"), full_page=True)
         except Exception as exc:  # a dead page must not hide the real failure
             print(f"could not save failure screenshot: {exc}")
-        print("JupyterLab log tail:\n" + jupyter_lab.log_tail())
+        print("JupyterLab log tail:\n" + lab.log_tail())
         print("browser console errors:\n" + "\n".join(console[-30:]))
     context.close()
 

@@ -96,10 +96,11 @@ def _wait(nb: NotebookPage, predicate, what: str) -> dict:
 
 
 @pytest.mark.timeout(300)
-def test_browser_clients_through_jupyter_server_proxy(page, jupyter_lab, artifacts) -> None:
-    path = _write_notebook(artifacts).relative_to(jupyter_lab.root).as_posix()
+@pytest.mark.parametrize("lab", ["http", "https"], indirect=True)
+def test_browser_clients_through_jupyter_server_proxy(page, lab, artifacts) -> None:
+    path = _write_notebook(artifacts).relative_to(lab.root).as_posix()
     nb = NotebookPage(page, path)
-    nb.open(jupyter_lab.url(f"lab/tree/{path}", reset=True))
+    nb.open(lab.url(f"lab/tree/{path}", reset=True))
     try:
         nb.command("notebook:run-all-cells")
         nb.wait_executed(range(2), 120)
@@ -118,14 +119,21 @@ def test_browser_clients_through_jupyter_server_proxy(page, jupyter_lab, artifac
                 "import json; print(json.dumps({k: c.url for k, c in clients.items()}))"
             )
         )
-        assert urls["es"] == f"{jupyter_lab.base}proxy/{port}/sse", urls
-        assert urls["ws"] == f"ws://127.0.0.1:{jupyter_lab.port}/proxy/{port}/ws", urls
-        # jupyter-server-proxy does not forward the page's Origin header: the in-kernel
-        # server never sees one (its check_origin is not even called). Jupyter checks
-        # the Origin of the proxied WebSocket itself, behind its login. A lesson on
-        # Origin checks must therefore talk to the server directly, not via the proxy.
-        origins = json.loads(nb.run_in_kernel("print(json.dumps(browser_apps.ORIGINS_SEEN))"))
-        assert origins == [], f"the proxy now forwards Origin {origins}: revisit notebook 02"
+        assert urls["es"] == f"{lab.base}proxy/{port}/sse", urls
+        ws_scheme = "wss" if lab.scheme == "https" else "ws"  # wss: from an https page
+        assert urls["ws"] == f"{ws_scheme}://127.0.0.1:{lab.port}/proxy/{port}/ws", urls
+        # What jupyter-server-proxy hands on to the in-kernel server (notebook 02 and
+        # servers.websocket.origin_refusal rely on it): the page's own Origin and Host,
+        # over plain http whatever the page's scheme, no forwarded scheme or host of
+        # its own, and (Chromium 156) no Sec-Fetch-* headers on the handshake.
+        seen = json.loads(nb.run_in_kernel("print(json.dumps(browser_apps.HANDSHAKES))"))
+        assert len(seen) == 1, seen
+        headers = {k.lower(): v for k, v in seen[0].items()}
+        assert headers["origin"] == lab.base.rstrip("/"), headers
+        assert headers["host"] == f"127.0.0.1:{lab.port}", headers
+        assert headers["scheme"] == "http", headers
+        stated = [h for h in headers if h.startswith(("x-forwarded", "forwarded", "sec-fetch"))]
+        assert stated == [], f"the proxy or browser now sends {stated}: revisit notebook 02"
 
         # One event: EventSource and WebSocket show it; fetch() of NDJSON does not,
         # because the proxy holds any response not requested as text/event-stream.
@@ -176,7 +184,7 @@ def test_browser_clients_through_jupyter_server_proxy(page, jupyter_lab, artifac
             page.wait_for_timeout(200)
         assert all(synced[k][:2] == v for k, v in expected.items()), synced  # seq 1 was the warm-up
         assert synced["ws"][2] == ["tick", "tick", "tick", "echo"], synced
-        page.screenshot(path=str(artifacts / "browser-clients.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"browser-clients-{lab.scheme}.png"), full_page=True)
 
         nb.run_in_kernel("for c in clients.values(): c.close()\nruntime.stop_all()")
         assert not nb.errors()

@@ -10,6 +10,13 @@ received events too. Finally run the clean-up cells and check they pass.
 
 nbval proves the kernel side; this proves the page: the widgets render, the
 click reaches the kernel, and the counters a learner watches move.
+
+Every notebook runs in a JupyterLab served over http. The notebooks with
+browser-side clients (those that use ``lab.browser``: their page opens
+connections through jupyter-server-proxy, where http and https differ) run a
+second time in a JupyterLab served over https, as mybinder.org serves every
+session. Running the whole suite twice would add minutes for notebooks whose
+page makes no connection of its own, so those run over http only.
 Screenshots land in ``tests/artifacts/`` (after Run All, after the clicks,
 and on failure).
 """
@@ -24,6 +31,9 @@ from labdriver import NotebookPage
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# Notebooks whose page connects to the kernel's servers itself (lab.browser).
+WITH_BROWSER_CLIENTS = [p for p in NOTEBOOKS if "lab.browser" in p.read_text(encoding="utf-8")]
+RUNS = [(p, "http") for p in NOTEBOOKS] + [(p, "https") for p in WITH_BROWSER_CLIENTS]
 RUN_ALL_TIMEOUT = 240  # seconds for all cells above the clean-up
 ARRIVAL_TIMEOUT = 20  # seconds for a click to show up in a counter
 
@@ -53,11 +63,14 @@ def _wait_for_arrivals(nb: NotebookPage, before: dict, cell: int, timeout: float
 
 
 @pytest.mark.timeout(480)
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_and_reacts_to_clicks(notebook: Path, page, jupyter_lab, artifacts) -> None:
+@pytest.mark.parametrize(
+    "notebook, lab", RUNS, ids=[f"{p.stem}-{scheme}" for p, scheme in RUNS], indirect=["lab"]
+)
+def test_notebook_runs_and_reacts_to_clicks(notebook: Path, page, lab, artifacts) -> None:
     path = notebook.relative_to(REPO).as_posix()
+    shot = f"{notebook.stem}-{lab.scheme}"
     nb = NotebookPage(page, path)
-    nb.open(jupyter_lab.url(f"lab/tree/{path}", reset=True))
+    nb.open(lab.url(f"lab/tree/{path}", reset=True))
     try:
         _, cells = nb.state()
         cleanup = nb.cleanup_index()
@@ -67,7 +80,7 @@ def test_notebook_runs_and_reacts_to_clicks(notebook: Path, page, jupyter_lab, a
         else:
             nb.command("notebook:run-all-above", active_cell=cleanup)
             nb.wait_executed(range(cleanup), RUN_ALL_TIMEOUT)
-        page.screenshot(path=str(artifacts / f"{notebook.stem}-run-all.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"{shot}-run-all.png"), full_page=True)
 
         start = nb.counters()
         assert not start["notSent"], (
@@ -110,7 +123,7 @@ def test_notebook_runs_and_reacts_to_clicks(notebook: Path, page, jupyter_lab, a
             )
         errors = nb.errors()
         assert not errors, f"{path}: error output after the clicks:\n" + "\n".join(errors)
-        page.screenshot(path=str(artifacts / f"{notebook.stem}-after-clicks.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"{shot}-after-clicks.png"), full_page=True)
 
         if cleanup is not None:
             nb.command("notebook:run-all-below", active_cell=cleanup)
