@@ -32,7 +32,7 @@ The rendered element carries ``data-kind``, ``data-status`` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anywidget
 import traitlets as t
@@ -166,7 +166,23 @@ function initialize({ model }) {
     if (msg.action === "send" && open) conn.send(msg.text);
     if (msg.action === "close") close();
   });
-  if (model.get("active")) connect();
+  // Tell the kernel where this page is served from (over Jupyter's own,
+  // authenticated widget channel), and wait for it to admit that origin when
+  // the server checks Origin. The kernel handles the message between cells.
+  model.set("page_origin", location.origin);
+  model.save_changes();
+  const start = () => { if (model.get("active")) connect(); };
+  if (model.get("origin_admitted")) start();
+  else {
+    setStatus("waiting", "for the kernel to admit " + location.origin);
+    const admitted = () => {
+      if (!model.get("origin_admitted")) return;
+      model.off("change:origin_admitted", admitted);
+      model.set("error", "");
+      start();
+    };
+    model.on("change:origin_admitted", admitted);
+  }
   return () => close();  // the widget was closed: close the connection too
 }
 
@@ -229,6 +245,9 @@ class _BrowserClient(anywidget.AnyWidget):
     received = t.Int(0).tag(sync=True)
     last_seq = t.Int(0).tag(sync=True)
     arrivals = t.List().tag(sync=True)  # [seq, type, t_ms since connect, ms since previous]
+    page_origin = t.Unicode("").tag(sync=True)  # location.origin of the page showing it
+    # Kernel -> browser: False makes the page wait before connecting (see BrowserWebSocket).
+    origin_admitted = t.Bool(True).tag(sync=True)
 
     def __init__(self, port: int, path: str, title: str | None = None, **kwargs) -> None:
         if not 0 < int(port) < 65536:
@@ -278,10 +297,39 @@ class BrowserEventSource(_BrowserClient):
 
 
 class BrowserWebSocket(_BrowserClient):
-    """The browser's native ``WebSocket`` on ``ws(s)://<host><base>proxy/<port>/<path>``."""
+    """The browser's native ``WebSocket`` on ``ws(s)://<host><base>proxy/<port>/<path>``.
 
-    def __init__(self, port: int, path: str = "ws", title: str | None = None, **kwargs) -> None:
-        super().__init__(port, path, title, kind="websocket", **kwargs)
+    ``admit``: for a server that checks ``Origin`` against an allowlist (the
+    room's ``OriginAllowlist.add``). The page reports its own origin
+    (``location.origin``: ``https://hub.mybinder.org``, ``http://localhost:8888``)
+    and connects only once the kernel has passed it to ``admit``. Nothing in
+    the request can tell the server that origin: jupyter-server-proxy hands
+    it on with an http scheme and the page's ``Host``, whatever the page used.
+    The kernel reads the message between cells, so under "Run All" the page
+    joins when the run ends.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        path: str = "ws",
+        title: str | None = None,
+        admit: Callable[[str], None] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            port, path, title, kind="websocket", origin_admitted=admit is None, **kwargs
+        )
+        self._admit = admit
+        if admit is not None:
+            self.observe(self._on_page_origin, "page_origin")
+
+    def _on_page_origin(self, change: dict) -> None:
+        origin = change["new"]
+        if not origin or self.origin_admitted:
+            return
+        self._admit(origin)  # raises for anything that is not an origin: the page stays out
+        self.origin_admitted = True
 
     def send_text(self, text: str) -> None:
         """Send one text frame from the browser to the server."""

@@ -18,6 +18,7 @@ from lab.browser import (
     kernel_side_proxy_url,
     proxy_path,
 )
+from servers.websocket import OriginAllowlist
 
 
 def test_each_client_has_its_kind_and_proxy_path() -> None:
@@ -61,3 +62,24 @@ def test_browser_code_derives_the_url_from_the_page() -> None:
     assert not re.search(r"(ws|http)s?://(localhost|127\.0\.0\.1)", esm)
     assert 'location.protocol === "https:" ? "wss:" : "ws:"' in esm
     assert "jupyter-config-data" in esm and '"proxy/"' in esm
+
+
+def test_a_websocket_with_admit_waits_for_the_page_to_report_its_origin():
+    allowlist = OriginAllowlist()
+    client = BrowserWebSocket(8000, "ws/room?token=t", admit=allowlist.add)
+    assert client.origin_admitted is False  # the page waits before connecting
+    client.page_origin = "https://hub.example.org"  # what the page reports
+    assert client.origin_admitted is True
+    assert "https://hub.example.org" in allowlist
+
+
+def test_a_page_that_reports_no_origin_is_not_admitted():
+    allowlist = OriginAllowlist()
+    client = BrowserWebSocket(8000, "ws", admit=allowlist.add)
+    with pytest.raises(ValueError):
+        client.page_origin = "null"  # e.g. a sandboxed frame: not an origin to allow
+    assert client.origin_admitted is False and list(allowlist) == []
+
+
+def test_a_websocket_without_admit_connects_at_once():
+    assert BrowserWebSocket(8000, "ws").origin_admitted is True
