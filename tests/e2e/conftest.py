@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import binder_env
 import pytest
 import requests
 
@@ -117,11 +118,18 @@ class LabCertificate:
 
 
 class JupyterLab:
-    """A JupyterLab server process started for the test session."""
+    """A JupyterLab server process started for the test session.
 
-    def __init__(self, root: Path, home: Path, tls: LabCertificate | None = None) -> None:
+    ``python``: the interpreter it runs on, and so its kernels' (Binder's
+    pinned environment under CI; see ``lab_python``).
+    """
+
+    def __init__(
+        self, root: Path, home: Path, python: str, tls: LabCertificate | None = None
+    ) -> None:
         self.root = root
         self.home = home
+        self.python = python
         self.tls = tls
         self.port = free_port()
         self.token = os.urandom(16).hex()
@@ -151,10 +159,15 @@ class JupyterLab:
             # Kernels import servers/lab from the checkout even when it is not installed.
             PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
             MPLBACKEND="module://matplotlib_inline.backend_inline",
+            # Anything the server or a kernel starts by name comes from its environment.
+            PATH=os.pathsep.join([str(Path(self.python).parent), env.get("PATH", "")]),
         )
+        env.pop("VIRTUAL_ENV", None)
         env.pop("JUPYTERHUB_SERVICE_PREFIX", None)
         cmd = [
-            sys.executable, "-m", "jupyter", "lab",
+            # jupyterlab itself, not `jupyter lab`: that looks up `jupyter-lab`
+            # on PATH, which may belong to another environment.
+            self.python, "-m", "jupyterlab",
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={self.port}",
@@ -199,6 +212,13 @@ class JupyterLab:
         raise RuntimeError(
             f"JupyterLab did not answer within {LAB_START_TIMEOUT} s:\n{self.log_tail()}"
         )
+
+    def prefix(self) -> str:
+        """``sys.prefix`` of the environment JupyterLab and its kernels run in."""
+        code = "import sys; print(sys.prefix)"
+        return subprocess.run(
+            [self.python, "-c", code], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
 
     @property
     def verify(self) -> str | bool:
@@ -299,9 +319,25 @@ def browser(chromium_path: str, lab_certificate: LabCertificate) -> Iterator[Any
 
 
 @pytest.fixture(scope="session")
-def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[JupyterLab]:
+def lab_python(request: pytest.FixtureRequest) -> str:
+    """The Python JupyterLab and its kernels run on.
+
+    Under CI (or ``BINDER_ENV_TEST=1``): a fresh venv holding exactly
+    ``binder/requirements.txt``, so every notebook's Run All in the browser
+    runs on Binder's pinned versions. Otherwise the interpreter running the
+    tests, for a quick local loop.
+    """
+    if binder_env.wanted():
+        return request.getfixturevalue("binder_python")
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any, lab_python: str
+) -> Iterator[JupyterLab]:
     # Depends on `browser` so that no server starts when the browser is missing.
-    lab = JupyterLab(REPO, tmp_path_factory.mktemp("jupyterlab"))
+    lab = JupyterLab(REPO, tmp_path_factory.mktemp("jupyterlab"), lab_python)
     lab.start()
     try:
         yield lab
@@ -311,10 +347,14 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Itera
 
 @pytest.fixture(scope="session")
 def jupyter_lab_https(
-    tmp_path_factory: pytest.TempPathFactory, browser: Any, lab_certificate: LabCertificate
+    tmp_path_factory: pytest.TempPathFactory,
+    browser: Any,
+    lab_certificate: LabCertificate,
+    lab_python: str,
 ) -> Iterator[JupyterLab]:
     """The same JupyterLab served over https, as Binder serves it."""
-    lab = JupyterLab(REPO, tmp_path_factory.mktemp("jupyterlab-https"), tls=lab_certificate)
+    home = tmp_path_factory.mktemp("jupyterlab-https")
+    lab = JupyterLab(REPO, home, lab_python, tls=lab_certificate)
     lab.start()
     try:
         yield lab

@@ -112,6 +112,9 @@ def test_browser_clients_through_jupyter_server_proxy(page, lab, artifacts) -> N
             "open connections",
         )
         port = int(nb.run_in_kernel("print(server.port)"))
+        # The kernel runs in the environment under test (Binder's, under CI).
+        kernel_prefix = nb.run_in_kernel("import sys; print(sys.prefix)").strip()
+        assert kernel_prefix == lab.prefix(), (kernel_prefix, lab.python)
 
         # The URL came from the page: Jupyter's base URL + proxy/<port>/, ws: for ws.
         urls = json.loads(
