@@ -273,19 +273,35 @@ class ServerThread:
 
 
 # -- the registry: one server per name per kernel ------------------------------
+# _registry_lock guards the two dicts and is held only for quick lookups. Each
+# name also has its own lock, held across "stop the old server, start the new
+# one, register it": two cells (or threads) starting the same name take turns,
+# so exactly one server per name runs and it is the registered one, while
+# servers with different names still start side by side.
 _registry: dict[str, ServerThread] = {}
+_name_locks: dict[str, threading.Lock] = {}
 _registry_lock = threading.Lock()
+
+
+def _lock_for(name: str) -> threading.Lock:
+    with _registry_lock:
+        return _name_locks.setdefault(name, threading.Lock())
+
+
+def _pop(name: str) -> ServerThread | None:
+    with _registry_lock:
+        return _registry.pop(name, None)
 
 
 def start(name: str, factory: AppFactory, port: int = 0, ssl_options: Any = None) -> ServerThread:
     """Start ``factory``'s app as server ``name``, replacing any earlier one."""
-    with _registry_lock:
-        old = _registry.pop(name, None)
-    if old is not None:
-        old.stop()
-    server = ServerThread(factory, name=name, port=port, ssl_options=ssl_options).start()
-    with _registry_lock:
-        _registry[name] = server
+    with _lock_for(name):
+        old = _pop(name)
+        if old is not None:
+            old.stop()
+        server = ServerThread(factory, name=name, port=port, ssl_options=ssl_options).start()
+        with _registry_lock:
+            _registry[name] = server
     return server
 
 
@@ -295,12 +311,18 @@ def running() -> dict[str, ServerThread]:
 
 
 def stop_all() -> None:
-    """Stop every server started through the registry (the clean-up cell)."""
+    """Stop every server started through the registry (the clean-up cell).
+
+    Every name ever started is visited, so a start still in progress finishes
+    first (it holds its name's lock) and its server is stopped here too,
+    instead of being registered after stop_all() returned."""
     with _registry_lock:
-        servers = list(_registry.values())
-        _registry.clear()
-    for server in servers:
-        server.stop()
+        names = list(_name_locks)
+    for name in names:
+        with _lock_for(name):
+            server = _pop(name)
+            if server is not None:
+                server.stop()
 
 
 atexit.register(stop_all)
