@@ -17,6 +17,24 @@ Usage from a notebook::
 ``runtime.start(name, ...)`` keeps a registry by name: running the same cell
 twice stops the old server first, so nothing leaks and nothing collides.
 ``runtime.stop_all()`` is the clean-up cell's one line.
+
+Every server gets limits a lab machine can live with (Tornado's own defaults
+are a 100 MB body and a one-hour wait for headers). An app changes them in its
+settings, e.g. ``Application(routes, max_body_size=10 * MiB)``:
+
+* ``max_body_size`` (default 1 MiB): a larger body is refused while it is
+  read, never buffered whole. Tornado answers a bare ``400 Bad Request`` and
+  closes the connection, before reading any of the body when Content-Length
+  says it is too large, or as soon as a chunked body's running total passes
+  the limit. A handler can lower (or raise) it for itself with
+  ``self.request.connection.set_max_body_size(n)`` in ``prepare()``.
+* ``idle_connection_timeout`` (default 30 s): Tornado uses it as the *header*
+  timeout: the clock starts when the server begins waiting for a request's
+  first line and stops at the blank line ending its headers. So it closes an
+  idle keep-alive connection and a slowloris client trickling partial headers
+  alike. It does not apply once the headers are in: an SSE stream, a long
+  poll or a WebSocket may stay quiet for as long as it likes.
+* ``body_timeout`` (default 30 s): the whole request body must arrive in time.
 """
 
 from __future__ import annotations
@@ -48,6 +66,14 @@ AppFactory = Callable[[EventHub], Application]
 HOST = "127.0.0.1"  # loopback only: nothing here is meant to be reachable from outside
 STOP_TIMEOUT = 2.0
 
+MiB = 1024 * 1024
+# Server-wide limits, each overridable in the app's settings (see the module docstring).
+LIMIT_DEFAULTS: dict[str, float] = {
+    "max_body_size": 1 * MiB,
+    "idle_connection_timeout": 30.0,  # also the header timeout, in Tornado
+    "body_timeout": 30.0,
+}
+
 
 class PortInUseError(OSError):
     """A fixed port was asked for and something else is listening on it."""
@@ -73,6 +99,11 @@ class _TrackingHTTPServer(HTTPServer):
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
         self.open_streams.add(stream)
         super().handle_stream(stream, address)
+
+
+def server_limits(settings: dict[str, Any]) -> dict[str, Any]:
+    """The HTTPServer keyword arguments for an app: its settings, else our defaults."""
+    return {key: settings.get(key, default) for key, default in LIMIT_DEFAULTS.items()}
 
 
 def _bind(port: int) -> list:
@@ -247,7 +278,9 @@ class ServerThread:
         self.hub.attach(asyncio.get_running_loop())
         self.app = self.factory(self.hub)
         self.app.settings.setdefault("server_thread", self)
-        self._http = _TrackingHTTPServer(self.app, ssl_options=self.ssl_options)
+        self._http = _TrackingHTTPServer(
+            self.app, ssl_options=self.ssl_options, **server_limits(self.app.settings)
+        )
         self._http.add_sockets(sockets)
 
     async def _shutdown(self) -> None:
