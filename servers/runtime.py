@@ -35,6 +35,11 @@ settings, e.g. ``Application(routes, max_body_size=10 * MiB)``:
   alike. It does not apply once the headers are in: an SSE stream, a long
   poll or a WebSocket may stay quiet for as long as it likes.
 * ``body_timeout`` (default 30 s): the whole request body must arrive in time.
+
+When the process runs out of file descriptors, ``accept()`` fails with
+EMFILE. Tornado would retry at once, forever, logging a traceback each time;
+the runtime's accept loop pauses accepting briefly instead and logs one line
+every few seconds (see ``_QuietAcceptor``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ import atexit
 import concurrent.futures
 import errno
 import inspect
+import logging
+import socket
 import threading
 import time
 import weakref
@@ -74,6 +81,21 @@ LIMIT_DEFAULTS: dict[str, float] = {
     "body_timeout": 30.0,
 }
 
+# Out of file descriptors: stop accepting for this long, and say so at most
+# once per ACCEPT_LOG_INTERVAL (the rest are counted into the next message).
+ACCEPT_PAUSE_S = 0.5
+ACCEPT_LOG_INTERVAL_S = 5.0
+ACCEPTS_PER_TURN = 128  # as Tornado: a flood of connections cannot starve the loop
+_FD_EXHAUSTED = {
+    errno.EMFILE,
+    errno.ENFILE,
+    errno.ENOBUFS,
+    errno.ENOMEM,
+    getattr(errno, "WSAEMFILE", errno.EMFILE),  # Windows' "too many open sockets"
+}
+
+log = logging.getLogger(__name__)
+
 
 class PortInUseError(OSError):
     """A fixed port was asked for and something else is listening on it."""
@@ -99,6 +121,86 @@ class _TrackingHTTPServer(HTTPServer):
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
         self.open_streams.add(stream)
         super().handle_stream(stream, address)
+
+    def add_sockets(self, sockets: Any) -> None:
+        # Tornado's own add_sockets, with our accept loop instead of
+        # tornado.netutil.add_accept_handler (which spins on EMFILE).
+        for sock in sockets:
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = _QuietAcceptor(sock, self._handle_connection).remove
+
+
+class _QuietAcceptor:
+    """Accept connections on a listening socket, like Tornado's
+    ``netutil.add_accept_handler``, but calm when file descriptors run out.
+
+    The listening socket stays readable while connections wait in its backlog,
+    so when ``accept()`` fails with EMFILE the loop calls us straight back:
+    Tornado's handler then spins at a full core and logs a traceback per try.
+    Instead we take the socket off the loop for ``ACCEPT_PAUSE_S`` (waiting
+    clients stay queued in the kernel's backlog and are served once fds are
+    free) and log one line per ``ACCEPT_LOG_INTERVAL_S`` at most.
+    """
+
+    def __init__(self, sock: socket.socket, callback: Callable[[socket.socket, Any], None]):
+        self.sock = sock
+        self.callback = callback
+        self.io_loop = IOLoop.current()
+        self.removed = False
+        self._resume: object | None = None  # the pending call_later handle while paused
+        self._failures = 0  # since the last log line
+        self._last_log: float | None = None
+        self.io_loop.add_handler(sock, self._accept, IOLoop.READ)
+
+    def _accept(self, fd: Any, events: int) -> None:
+        for _ in range(ACCEPTS_PER_TURN):
+            if self.removed:
+                return
+            try:
+                connection, address = self.sock.accept()
+            except BlockingIOError:
+                return  # every waiting connection is accepted
+            except ConnectionAbortedError:
+                continue  # closed while still queued
+            except OSError as exc:
+                if exc.errno not in _FD_EXHAUSTED:
+                    raise
+                self._pause(exc)
+                return
+            self.callback(connection, address)
+
+    def _pause(self, exc: OSError) -> None:
+        self.io_loop.remove_handler(self.sock)
+        self._resume = self.io_loop.call_later(ACCEPT_PAUSE_S, self._unpause)
+        self._failures += 1
+        now = time.monotonic()
+        if self._last_log is None or now - self._last_log >= ACCEPT_LOG_INTERVAL_S:
+            log.warning(
+                "cannot accept connections on port %s: %s; pausing accepts for %g s "
+                "(%d failed accepts since the last message; at most one message every %g s)",
+                self.sock.getsockname()[1],
+                exc.strerror or exc,
+                ACCEPT_PAUSE_S,
+                self._failures,
+                ACCEPT_LOG_INTERVAL_S,
+            )
+            self._last_log, self._failures = now, 0
+
+    def _unpause(self) -> None:
+        self._resume = None
+        if not self.removed:
+            self.io_loop.add_handler(self.sock, self._accept, IOLoop.READ)
+
+    def remove(self) -> None:
+        """Stop accepting for good (what TCPServer.stop() calls)."""
+        if self.removed:
+            return
+        self.removed = True
+        if self._resume is not None:
+            self.io_loop.remove_timeout(self._resume)  # paused: not on the loop now
+            self._resume = None
+        else:
+            self.io_loop.remove_handler(self.sock)
 
 
 def server_limits(settings: dict[str, Any]) -> dict[str, Any]:
