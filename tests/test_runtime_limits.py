@@ -190,7 +190,7 @@ def test_partial_headers_idle_connections_and_slow_bodies_are_closed_in_time():
         names = dict(zip(socks, ["silent", "partial", "slowloris", "slow body"], strict=True))
         assert {names[s] for s in closed} == set(names.values()), "still open after 5 s"
         for s, after in closed.items():
-            assert timeout * 0.8 <= after < timeout + 1.0, f"{names[s]} closed after {after:.2f} s"
+            assert timeout * 0.8 <= after < timeout + 2.0, f"{names[s]} closed after {after:.2f} s"
         assert requests.post(f"{server.url}/echo", data=b"ok", timeout=5).ok
 
 
