@@ -17,6 +17,29 @@ Usage from a notebook::
 ``runtime.start(name, ...)`` keeps a registry by name: running the same cell
 twice stops the old server first, so nothing leaks and nothing collides.
 ``runtime.stop_all()`` is the clean-up cell's one line.
+
+Every server gets limits a lab machine can live with (Tornado's own defaults
+are a 100 MB body and a one-hour wait for headers). An app changes them in its
+settings, e.g. ``Application(routes, max_body_size=10 * MiB)``:
+
+* ``max_body_size`` (default 1 MiB): a larger body is refused while it is
+  read, never buffered whole. Tornado answers a bare ``400 Bad Request`` and
+  closes the connection, before reading any of the body when Content-Length
+  says it is too large, or as soon as a chunked body's running total passes
+  the limit. A handler can lower (or raise) it for itself with
+  ``self.request.connection.set_max_body_size(n)`` in ``prepare()``.
+* ``idle_connection_timeout`` (default 30 s): Tornado uses it as the *header*
+  timeout: the clock starts when the server begins waiting for a request's
+  first line and stops at the blank line ending its headers. So it closes an
+  idle keep-alive connection and a slowloris client trickling partial headers
+  alike. It does not apply once the headers are in: an SSE stream, a long
+  poll or a WebSocket may stay quiet for as long as it likes.
+* ``body_timeout`` (default 30 s): the whole request body must arrive in time.
+
+When the process runs out of file descriptors, ``accept()`` fails with
+EMFILE. Tornado would retry at once, forever, logging a traceback each time;
+the runtime's accept loop pauses accepting briefly instead and logs one line
+every few seconds (see ``_QuietAcceptor``).
 """
 
 from __future__ import annotations
@@ -27,6 +50,8 @@ import atexit
 import concurrent.futures
 import errno
 import inspect
+import logging
+import socket
 import threading
 import time
 import weakref
@@ -47,6 +72,29 @@ AppFactory = Callable[[EventHub], Application]
 
 HOST = "127.0.0.1"  # loopback only: nothing here is meant to be reachable from outside
 STOP_TIMEOUT = 2.0
+
+MiB = 1024 * 1024
+# Server-wide limits, each overridable in the app's settings (see the module docstring).
+LIMIT_DEFAULTS: dict[str, float] = {
+    "max_body_size": 1 * MiB,
+    "idle_connection_timeout": 30.0,  # also the header timeout, in Tornado
+    "body_timeout": 30.0,
+}
+
+# Out of file descriptors: stop accepting for this long, and say so at most
+# once per ACCEPT_LOG_INTERVAL (the rest are counted into the next message).
+ACCEPT_PAUSE_S = 0.5
+ACCEPT_LOG_INTERVAL_S = 5.0
+ACCEPTS_PER_TURN = 128  # as Tornado: a flood of connections cannot starve the loop
+_FD_EXHAUSTED = {
+    errno.EMFILE,
+    errno.ENFILE,
+    errno.ENOBUFS,
+    errno.ENOMEM,
+    getattr(errno, "WSAEMFILE", errno.EMFILE),  # Windows' "too many open sockets"
+}
+
+log = logging.getLogger(__name__)
 
 
 class PortInUseError(OSError):
@@ -73,6 +121,91 @@ class _TrackingHTTPServer(HTTPServer):
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
         self.open_streams.add(stream)
         super().handle_stream(stream, address)
+
+    def add_sockets(self, sockets: Any) -> None:
+        # Tornado's own add_sockets, with our accept loop instead of
+        # tornado.netutil.add_accept_handler (which spins on EMFILE).
+        for sock in sockets:
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = _QuietAcceptor(sock, self._handle_connection).remove
+
+
+class _QuietAcceptor:
+    """Accept connections on a listening socket, like Tornado's
+    ``netutil.add_accept_handler``, but calm when file descriptors run out.
+
+    The listening socket stays readable while connections wait in its backlog,
+    so when ``accept()`` fails with EMFILE the loop calls us straight back:
+    Tornado's handler then spins at a full core and logs a traceback per try.
+    Instead we take the socket off the loop for ``ACCEPT_PAUSE_S`` (waiting
+    clients stay queued in the kernel's backlog and are served once fds are
+    free) and log one line per ``ACCEPT_LOG_INTERVAL_S`` at most.
+    """
+
+    def __init__(self, sock: socket.socket, callback: Callable[[socket.socket, Any], None]):
+        self.sock = sock
+        self.callback = callback
+        self.io_loop = IOLoop.current()
+        self.removed = False
+        self._resume: object | None = None  # the pending call_later handle while paused
+        self._failures = 0  # since the last log line
+        self._last_log: float | None = None
+        self.io_loop.add_handler(sock, self._accept, IOLoop.READ)
+
+    def _accept(self, fd: Any, events: int) -> None:
+        for _ in range(ACCEPTS_PER_TURN):
+            if self.removed:
+                return
+            try:
+                connection, address = self.sock.accept()
+            except BlockingIOError:
+                return  # every waiting connection is accepted
+            except ConnectionAbortedError:
+                continue  # closed while still queued
+            except OSError as exc:
+                if exc.errno not in _FD_EXHAUSTED:
+                    raise
+                self._pause(exc)
+                return
+            self.callback(connection, address)
+
+    def _pause(self, exc: OSError) -> None:
+        self.io_loop.remove_handler(self.sock)
+        self._resume = self.io_loop.call_later(ACCEPT_PAUSE_S, self._unpause)
+        self._failures += 1
+        now = time.monotonic()
+        if self._last_log is None or now - self._last_log >= ACCEPT_LOG_INTERVAL_S:
+            log.warning(
+                "cannot accept connections on port %s: %s; pausing accepts for %g s "
+                "(%d failed accepts since the last message; at most one message every %g s)",
+                self.sock.getsockname()[1],
+                exc.strerror or exc,
+                ACCEPT_PAUSE_S,
+                self._failures,
+                ACCEPT_LOG_INTERVAL_S,
+            )
+            self._last_log, self._failures = now, 0
+
+    def _unpause(self) -> None:
+        self._resume = None
+        if not self.removed:
+            self.io_loop.add_handler(self.sock, self._accept, IOLoop.READ)
+
+    def remove(self) -> None:
+        """Stop accepting for good (what TCPServer.stop() calls)."""
+        if self.removed:
+            return
+        self.removed = True
+        if self._resume is not None:
+            self.io_loop.remove_timeout(self._resume)  # paused: not on the loop now
+            self._resume = None
+        else:
+            self.io_loop.remove_handler(self.sock)
+
+
+def server_limits(settings: dict[str, Any]) -> dict[str, Any]:
+    """The HTTPServer keyword arguments for an app: its settings, else our defaults."""
+    return {key: settings.get(key, default) for key, default in LIMIT_DEFAULTS.items()}
 
 
 def _bind(port: int) -> list:
@@ -247,7 +380,9 @@ class ServerThread:
         self.hub.attach(asyncio.get_running_loop())
         self.app = self.factory(self.hub)
         self.app.settings.setdefault("server_thread", self)
-        self._http = _TrackingHTTPServer(self.app, ssl_options=self.ssl_options)
+        self._http = _TrackingHTTPServer(
+            self.app, ssl_options=self.ssl_options, **server_limits(self.app.settings)
+        )
         self._http.add_sockets(sockets)
 
     async def _shutdown(self) -> None:
@@ -273,19 +408,35 @@ class ServerThread:
 
 
 # -- the registry: one server per name per kernel ------------------------------
+# _registry_lock guards the two dicts and is held only for quick lookups. Each
+# name also has its own lock, held across "stop the old server, start the new
+# one, register it": two cells (or threads) starting the same name take turns,
+# so exactly one server per name runs and it is the registered one, while
+# servers with different names still start side by side.
 _registry: dict[str, ServerThread] = {}
+_name_locks: dict[str, threading.Lock] = {}
 _registry_lock = threading.Lock()
+
+
+def _lock_for(name: str) -> threading.Lock:
+    with _registry_lock:
+        return _name_locks.setdefault(name, threading.Lock())
+
+
+def _pop(name: str) -> ServerThread | None:
+    with _registry_lock:
+        return _registry.pop(name, None)
 
 
 def start(name: str, factory: AppFactory, port: int = 0, ssl_options: Any = None) -> ServerThread:
     """Start ``factory``'s app as server ``name``, replacing any earlier one."""
-    with _registry_lock:
-        old = _registry.pop(name, None)
-    if old is not None:
-        old.stop()
-    server = ServerThread(factory, name=name, port=port, ssl_options=ssl_options).start()
-    with _registry_lock:
-        _registry[name] = server
+    with _lock_for(name):
+        old = _pop(name)
+        if old is not None:
+            old.stop()
+        server = ServerThread(factory, name=name, port=port, ssl_options=ssl_options).start()
+        with _registry_lock:
+            _registry[name] = server
     return server
 
 
@@ -295,12 +446,18 @@ def running() -> dict[str, ServerThread]:
 
 
 def stop_all() -> None:
-    """Stop every server started through the registry (the clean-up cell)."""
+    """Stop every server started through the registry (the clean-up cell).
+
+    Every name ever started is visited, so a start still in progress finishes
+    first (it holds its name's lock) and its server is stopped here too,
+    instead of being registered after stop_all() returned."""
     with _registry_lock:
-        servers = list(_registry.values())
-        _registry.clear()
-    for server in servers:
-        server.stop()
+        names = list(_name_locks)
+    for name in names:
+        with _lock_for(name):
+            server = _pop(name)
+            if server is not None:
+                server.stop()
 
 
 atexit.register(stop_all)

@@ -180,6 +180,55 @@ def test_registry_replaces_a_server_started_under_the_same_name():
     assert server_threads() == []
 
 
+def listening_ports() -> set[int]:
+    return {c.laddr.port for c in psutil.Process().net_connections() if c.status == "LISTEN"}
+
+
+def test_concurrent_starts_of_one_name_leave_one_server_and_stop_all_stops_it():
+    # Issue 15 item 8: four threads got four servers, two of them unregistered,
+    # which stop_all() then left running.
+    ports_before = listening_ports()
+    servers: list[ServerThread] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        servers.append(runtime.start("race", APP))
+
+    workers = [threading.Thread(target=start) for _ in range(8)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(30)
+    try:
+        assert len(servers) == 8
+        assert [s for s in servers if s.running] == [runtime.running()["race"]]
+    finally:
+        runtime.stop_all()
+    assert server_threads() == []
+    assert listening_ports() - ports_before == set()
+
+
+def test_stop_all_waits_for_a_start_in_progress_and_stops_it_too():
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_factory(hub):
+        entered.set()
+        release.wait(10)
+        return APP(hub)
+
+    starter = threading.Thread(target=runtime.start, args=("slow", slow_factory))
+    starter.start()
+    entered.wait(10)
+    stopper = threading.Thread(target=runtime.stop_all)
+    stopper.start()
+    release.set()
+    starter.join(10)
+    stopper.join(10)
+    assert runtime.running() == {}
+    assert server_threads() == []
+
+
 def test_factory_errors_reach_the_caller_and_leak_nothing():
     def broken(hub):
         raise ValueError("bad app")
