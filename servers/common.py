@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from tornado.web import Application, HTTPError, RequestHandler
+
+from .cursor import parse_number
 
 
 class JSONErrorsMixin:
@@ -22,16 +25,42 @@ class JSONErrorsMixin:
 
 
 def parse_cursor(handler: RequestHandler, name: str = "after", default: int = 0) -> int:
-    """A sequence-number cursor from the query string; 400 if it is not one."""
+    """A sequence-number cursor (or a count) from the query string; absent:
+    ``default``; anything but ASCII digits (blank, ``+5``, ``٣``, ``²``,
+    5,000 digits): 400 with the reason (``servers.cursor.parse_number``)."""
     raw = handler.get_query_argument(name, None)
-    if raw is None or raw == "":
+    if raw is None:
         return default
+    if raw == "":  # Tornado strips spaces: "after=" and "after=%20" both land here
+        raise HTTPError(400, f"{name} is blank: send a whole number, or leave it out")
     try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPError(400, f"{name}={raw!r} is not a whole number") from None
-    if value < 0:
-        raise HTTPError(400, f"{name}={value} is negative")
+        return parse_number(raw, name)
+    except ValueError as exc:
+        raise HTTPError(400, str(exc)) from None
+
+
+# Seconds as a client may write them: "20", "0.5". Not float()'s full
+# grammar: it takes "nan", "inf", "1e400", "1_0" and Unicode digits, and
+# reads a 400-digit number as infinity.
+_SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+
+
+def parse_seconds(
+    handler: RequestHandler, name: str, default: float, low: float, high: float
+) -> float:
+    """A duration in seconds from the query string, between ``low`` and
+    ``high``; absent: ``default``; anything else: 400 with the reason."""
+    raw = handler.get_query_argument(name, None)
+    if raw is None:
+        return default
+    if _SECONDS.fullmatch(raw) is None:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise HTTPError(
+            400, f"{name}={shown!r} is not a number of seconds (ASCII digits, e.g. 20 or 0.5)"
+        )
+    value = float(raw)
+    if not low <= value <= high:
+        raise HTTPError(400, f"{name} must be between {low:g} and {high:g} seconds")
     return value
 
 

@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -86,8 +87,16 @@ class Event:
         }
 
     def to_json(self) -> str:
-        # Compact separators: the bytes-on-the-wire numbers should not be
-        # inflated by pretty-printing.
+        return self.json
+
+    @cached_property
+    def json(self) -> str:
+        """The event as compact JSON, encoded once and kept: the log sizes
+        it and the WebSocket room frames it, one encode for both. Compact
+        separators, so bytes-on-the-wire figures are not inflated by
+        pretty-printing; ASCII only, so its length is its size in bytes."""
+        # cached_property writes to the instance __dict__, which a frozen
+        # dataclass allows; equality still compares the fields only.
         return compact_json(self.to_dict())
 
     @classmethod
@@ -110,17 +119,26 @@ class Event:
 class EventLog:
     """Numbers events and keeps the last ``capacity`` of them for replay.
 
+    With ``max_bytes`` it also keeps at most that many bytes of encoded
+    events (``Event.json``), evicting the oldest first: a count alone does
+    not bound memory when one event may be a megabyte. An evicted event is
+    gone like one that fell out by count: ``since()`` reports it as missed.
+
     Thread-safe: a widget callback on the kernel thread may append while the
     server thread reads. ``since(seq)`` is what long polling, SSE
     ``Last-Event-ID`` and WebSocket resume all use: it says whether the
     caller missed events that have already fallen out of the buffer.
     """
 
-    def __init__(self, capacity: int = 1000) -> None:
+    def __init__(self, capacity: int = 1000, max_bytes: int | None = None) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1 (or None: no byte limit)")
         self.capacity = capacity
-        self._events: deque[Event] = deque(maxlen=capacity)
+        self.max_bytes = max_bytes
+        self._events: deque[Event] = deque()
+        self._bytes = 0  # encoded size of what _events holds (kept when max_bytes is set)
         self._last_seq = 0
         self._lock = threading.Lock()
 
@@ -129,13 +147,32 @@ class EventLog:
         with self._lock:
             return self._last_seq
 
+    @property
+    def bytes(self) -> int:
+        """Encoded size of the events held (0 when there is no byte limit)."""
+        with self._lock:
+            return self._bytes
+
     def append(self, type: str, payload: dict[str, Any] | None = None) -> Event:
         check_event_type(type)
         with self._lock:
             self._last_seq += 1
             event = Event(self._last_seq, type, dict(payload or {}), time.monotonic_ns())
             self._events.append(event)
+            if len(self._events) > self.capacity:
+                self._evict_oldest()
+            if self.max_bytes is not None:
+                # Encoded here, under the lock, once: every later to_json()
+                # (the room's frame, polling) reuses it.
+                self._bytes += len(event.json)
+                while self._bytes > self.max_bytes and self._events:
+                    self._evict_oldest()
             return event
+
+    def _evict_oldest(self) -> None:
+        gone = self._events.popleft()
+        if self.max_bytes is not None:
+            self._bytes -= len(gone.json)
 
     def since(self, seq: int) -> tuple[list[Event], bool]:
         """Events after ``seq``, and whether some of them are already gone.

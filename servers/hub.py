@@ -28,6 +28,12 @@ from .events import Event, EventLog
 
 log = logging.getLogger(__name__)
 
+# The replay log's bound in bytes of encoded events, on top of its count:
+# 1,000 chat lines are a few hundred KiB, but 1,000 one-megabyte events
+# would be a gigabyte. Past this, the oldest events go (a resume from before
+# them gets a resync).
+LOG_MAX_BYTES = 8 * 1024 * 1024
+
 
 class HubClosedError(RuntimeError):
     """Publishing to a hub whose server is not running."""
@@ -75,8 +81,10 @@ class Subscription:
 class EventHub:
     """Numbers events, keeps them for replay and fans them out on one loop."""
 
-    def __init__(self, capacity: int = 1000, queue_size: int = 1000) -> None:
-        self.log = EventLog(capacity)
+    def __init__(
+        self, capacity: int = 1000, queue_size: int = 1000, max_bytes: int | None = LOG_MAX_BYTES
+    ) -> None:
+        self.log = EventLog(capacity, max_bytes)
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -22,7 +22,7 @@ import json
 
 from tornado.web import Application, HTTPError, RequestHandler
 
-from .common import JSONErrorsMixin, parse_cursor
+from .common import JSONErrorsMixin, parse_cursor, parse_seconds
 from .hub import EventHub
 
 MAX_WAIT_S = 30.0
@@ -63,12 +63,7 @@ class LongPollHandler(_EventsHandler):
 
     async def get(self) -> None:
         after = self.cursor()
-        try:
-            timeout = float(self.get_query_argument("timeout", "20"))
-        except ValueError:
-            raise HTTPError(400, "timeout must be a number of seconds") from None
-        if not 0 <= timeout <= MAX_WAIT_S:
-            raise HTTPError(400, f"timeout must be between 0 and {MAX_WAIT_S:g} s")
+        timeout = parse_seconds(self, "timeout", 20.0, 0, MAX_WAIT_S)
         events, truncated = await self.hub.wait_since(after, timeout)
         if self.request.connection.stream.closed() or not self.hub.running:
             return  # the client gave up, or the server is stopping: nobody to answer

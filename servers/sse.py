@@ -33,7 +33,15 @@ spec's way of telling a client to stop reconnecting.
 Security, shown in notebook 03: ``/stream/sse/private`` needs a short-lived
 token (a cookie, or ``?token=`` because a browser's ``EventSource`` cannot
 send an ``Authorization`` header), and payload fields named in
-``feed.sensitive`` are masked before they go on the wire.
+``feed.sensitive`` are masked before they go on the wire. ``POST
+/stream/token`` issues tokens only for the demo password ``feed.password``
+(none set: no tokens), a stand-in for a real login.
+
+Every field the server writes is one line: ``format_event`` refuses an
+``event``, ``id`` or ``retry`` holding CR or LF, and splits ``data`` on CR,
+LF and CRLF. Event types are checked where events are made
+(``events.check_event_type``); an event that still cannot be written is
+skipped with a comment, and the stream goes on.
 
 Run standalone: ``python -m servers.sse --port 8000`` then
 ``curl -N http://127.0.0.1:8000/stream/sse``.
@@ -46,6 +54,8 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import re
 import secrets
 import threading
 import time
@@ -56,14 +66,31 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 from tornado.web import Application, HTTPError, RequestHandler
 
-from .common import JSONErrorsMixin
+from .common import JSONErrorsMixin, parse_cursor, parse_seconds
+from .cursor import parse_number
 from .events import Event
 from .hub import EventHub, Subscription
 from .streaming import encoded_cache, event_dict
 
+log = logging.getLogger(__name__)
+
 RESYNC = "stream.resync"
 MAX_BATCH = 256  # events written per flush when a burst is queued
 SLOW_READER_GRACE_S = 5.0  # after an overflow, how long the resync notice may take to drain
+
+
+# The spec's line endings: CRLF, a lone LF or a lone CR (WHATWG HTML 9.2.6).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _field(name: str, value: str) -> str:
+    """One ``name: value`` line. A CR or LF in the value would end the line
+    and start a field of the sender's choosing (``"x\nid: 999"`` forges an
+    event id): refused, never escaped or stripped, since no right value
+    holds one."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"an SSE {name} cannot contain CR or LF: {value[:40]!r}")
+    return f"{name}: {value}"
 
 
 def format_event(
@@ -72,28 +99,31 @@ def format_event(
     id: str | int | None = None,
     retry: int | None = None,
 ) -> str:
-    """One SSE block. ``data`` may hold newlines: each line becomes its own
-    ``data:`` line, and the client joins them back with ``\\n``."""
+    """One SSE block. ``data`` may hold line breaks (CRLF, LF or CR): each
+    line becomes its own ``data:`` line, and the client joins them back
+    with ``\n``. ``event``, ``id`` and ``retry`` must each be one line:
+    ``ValueError`` otherwise."""
     lines = []
     if id is not None:
         text = str(id)
-        if any(c in text for c in "\r\n\0"):
-            raise ValueError("an SSE id cannot contain CR, LF or NUL")
-        lines.append(f"id: {text}")
+        if "\0" in text:  # the spec ignores an id holding NUL
+            raise ValueError("an SSE id cannot contain NUL")
+        lines.append(_field("id", text))
     if event is not None:
-        if any(c in event for c in "\r\n"):
-            raise ValueError("an SSE event type cannot contain CR or LF")
-        lines.append(f"event: {event}")
+        lines.append(_field("event", event))
     if retry is not None:
-        lines.append(f"retry: {int(retry)}")
-    normalised = data.replace("\r\n", "\n").replace("\r", "\n")
-    lines.extend(f"data: {line}" for line in normalised.split("\n"))
+        if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
+            raise ValueError(f"an SSE retry is a whole number of ms, not {retry!r}")
+        lines.append(f"retry: {retry}")
+    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
     return "\n".join(lines) + "\n\n"
 
 
 def format_comment(text: str = "") -> str:
-    """A comment line (ignored by clients): keeps the connection busy."""
-    return "".join(f": {line}\n" for line in (text or "").split("\n")) + "\n"
+    """A comment line (ignored by clients): keeps the connection busy. Each
+    line of ``text`` (CR, LF or CRLF) is its own comment: a bare CR would
+    otherwise end the comment and start a real field."""
+    return "".join(f": {line}\n" for line in _LINE_BREAK.split(text or "")) + "\n"
 
 
 def mask(value: Any) -> str:
@@ -112,6 +142,9 @@ class StreamAuth:
     """
 
     cookie_name = "stream_session"
+    # User names go into the token, a cookie and logs: letters, digits, "_"
+    # and "-" only ("." separates the token's parts).
+    USER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
     def __init__(self, secret: bytes | None = None, ttl_s: float = 60.0) -> None:
         self.secret = secret or secrets.token_bytes(32)
@@ -122,8 +155,9 @@ class StreamAuth:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def issue(self, user: str, ttl_s: float | None = None, now: float | None = None) -> str:
-        if "." in user or not user:
-            raise ValueError("user must be non-empty and contain no '.'")
+        if not isinstance(user, str) or self.USER.fullmatch(user) is None:
+            shown = repr(user) if len(repr(user)) <= 40 else repr(user)[:40] + "..."
+            raise ValueError(f"user {shown} is not 1-64 characters of A-Z a-z 0-9 _ -")
         expires = int((now or time.time()) + (self.ttl_s if ttl_s is None else ttl_s))
         body = f"{user}.{expires}"
         return f"{body}.{self._sign(body)}"
@@ -138,7 +172,11 @@ class StreamAuth:
         user, expires, signature = parts
         if not hmac.compare_digest(signature, self._sign(f"{user}.{expires}")):
             raise PermissionError("bad token signature")
-        if not expires.isdigit() or int(expires) < (now or time.time()):
+        try:
+            expired = parse_number(expires, "expires") < (now or time.time())
+        except ValueError:
+            expired = True  # signed by us, so never; but no traceback if it were
+        if expired:
             raise PermissionError("token expired: ask for a fresh one")
         return user
 
@@ -157,9 +195,13 @@ class SSEFeed:
     closed: bool = False
     sensitive: set[str] = field(default_factory=lambda: {"card_number", "email"})
     auth: StreamAuth = field(default_factory=StreamAuth)
+    # POST /stream/token issues tokens only to a client that sends this
+    # password: a demo stand-in for a real login. None: no tokens at all.
+    password: str | None = None
     heartbeats_sent: int = 0
     resyncs_sent: int = 0
     overflows: int = 0
+    unencodable: int = 0  # events skipped because they cannot be written as SSE
     handlers: weakref.WeakSet = field(default_factory=weakref.WeakSet, repr=False)
 
 
@@ -192,27 +234,13 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
         if raw is None:
             raw, source = self.get_query_argument("lastEventId", None), "lastEventId"
         if raw is None or raw.strip() == "":
-            return None  # a fresh client: live events from now on
-        raw = raw.strip()
-        if not raw.isdigit():
-            raise HTTPError(
-                400,
-                f"{source} {raw[:40]!r} is not a sequence number this server sent "
-                "(ids here are whole numbers >= 0)",
-            )
-        return int(raw)
-
-    def number_arg(self, name: str, default: float, low: float, high: float) -> float:
-        raw = self.get_query_argument(name, None)
-        if raw is None:
-            return default
+            # A fresh client. Blank is the spec's "no last event id" (an empty
+            # id: field resets it), so it is not an error here.
+            return None
         try:
-            value = float(raw)
-        except ValueError:
-            raise HTTPError(400, f"{name}={raw!r} is not a number") from None
-        if not low <= value <= high:
-            raise HTTPError(400, f"{name} must be between {low:g} and {high:g}")
-        return value
+            return parse_number(raw.strip(), source)
+        except ValueError as exc:
+            raise HTTPError(400, f"{exc} (ids here are whole numbers >= 0)") from None
 
     def check_auth(self) -> str:
         token = self.get_cookie(StreamAuth.cookie_name) or self.get_query_argument("token", None)
@@ -242,7 +270,18 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
     def write_event(self, event: Event) -> None:
         # Encoded once per event (and format), shared by every subscriber.
         fmt = ("sse", self.pretty, tuple(sorted(self.feed.sensitive)))
-        self.write(self.cache.get(event, fmt, self.encode))
+        try:
+            block = self.cache.get(event, fmt, self.encode)
+        except ValueError as exc:
+            # Events are checked where they are made (check_event_type), so
+            # this is a bug elsewhere. One such event must not end every
+            # live stream, nor every resume from before it: skip it, saying
+            # so in a comment (a comment cannot forge anything).
+            self.feed.unencodable += 1
+            log.warning("event %d skipped on the SSE stream: %s", event.seq, exc)
+            self.write(format_comment(f"event {event.seq} skipped: cannot be sent as SSE"))
+            return
+        self.write(block)
         self.sent += 1
 
     def write_resync(self, reason: str, **details: Any) -> None:
@@ -260,8 +299,8 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
         if self.private:
             self.check_auth()
         last_id = self.last_event_id()
-        heartbeat = self.number_arg("heartbeat", -1, 0, 3600)
-        self.limit = int(self.number_arg("limit", 0, 0, 10**9))
+        heartbeat = parse_seconds(self, "heartbeat", -1, 0, 3600)
+        self.limit = parse_cursor(self, "limit")  # 0: endless
         self.pretty = self.get_query_argument("pretty", "0") not in ("0", "", "false")
         self.cache = encoded_cache(self)
         self.sent = 0
@@ -391,14 +430,20 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
 
 
 class TokenHandler(JSONErrorsMixin, RequestHandler):
-    """``POST /stream/token?user=<name>``: a short-lived stream token, also set
-    as an HttpOnly cookie. (A real app would check the user's login first.)"""
+    """``POST /stream/token`` with form fields ``user`` and ``password``: a
+    short-lived stream token, also set as an HttpOnly cookie.
+
+    The password (``feed.password``, one for everybody) stands in for a real
+    login so the private stream is not open to anyone who asks; a real app
+    issues the token to a user it has authenticated. It travels in the body,
+    never the URL (URLs end up in logs, as notebook 03 shows)."""
 
     def initialize(self, hub: EventHub) -> None:
         self.feed = feed_of(hub)
 
     def post(self) -> None:
-        user = self.get_query_argument("user", "learner")
+        self.check_password()
+        user = self.get_argument("user", "learner")  # the form body, or the URL
         try:
             token = self.feed.auth.issue(user)
         except ValueError as exc:
@@ -408,6 +453,19 @@ class TokenHandler(JSONErrorsMixin, RequestHandler):
         )
         self.set_header("Cache-Control", "no-store")
         self.finish({"token": token, "expires_in_s": self.feed.auth.ttl_s})
+
+    def check_password(self) -> None:
+        expected = self.feed.password
+        if expected is None:
+            raise HTTPError(403, "no tokens: this feed has no password set (feed.password)")
+        if self.get_query_argument("password", None) is not None:
+            raise HTTPError(401, "send the password in the POST body, never in the URL")
+        given = self.get_body_argument("password", None)
+        if given is None:
+            raise HTTPError(401, "missing password: POST it as a form field")
+        # Compared in constant time, so timing does not leak how much was right.
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPError(401, "wrong password")
 
 
 def close_feed(hub: EventHub) -> int:

@@ -55,7 +55,8 @@ def event_dict(event: Event) -> dict:
 
 
 def _ndjson(event: Event) -> bytes:
-    return (json.dumps(event_dict(event), separators=(",", ":")) + "\n").encode()
+    # The event's own compact JSON, encoded once (the log sized it already).
+    return (event.to_json() + "\n").encode()
 
 
 class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):

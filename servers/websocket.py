@@ -12,16 +12,26 @@ Client -> server (JSON text frames)::
     {"type": "say", "text": "hi", "ref": "optional client id"}
     {"type": "resume", "after": 41}
 
+``text`` is a non-blank string of at most ``max_text`` characters, ``ref``
+(optional) a string of at most 64, ``after`` a whole number written as
+digits (``0.9``, ``true``, ``Infinity`` and ``"5"`` are refused, not read
+as 0, 1 or a crash). ``POST /room/say`` with ``{"text": ..., "ref": ...}``
+goes through the very same checks (``validate_say``), the same size limit
+and a rate limit per user.
+
 Server -> client: an event (has ``seq``: the ``servers.events.Event`` dict)
 or a control message (no ``seq``): ``room.welcome``, ``room.resync``,
-``room.error`` (malformed or unknown input: answered, never a crash).
+``room.error`` (malformed or unknown input, JSON nested too deeply: answered,
+the connection stays open). Anything else going wrong while handling a
+message closes with 1011 and a close frame, never a silently cut socket.
 
 Guards, each checked by ``tests/test_websocket*.py``:
 
 * token before upgrading: missing -> 401, wrong -> 403, no socket opened;
 * ``Origin`` against an exact allowlist, never against ``Host`` (cross-site
   WebSocket hijacking, DNS rebinding): 403 (``origin_refusal``);
-* max message size: close 1009; per-connection rate limit: close 1008;
+* max message size: close 1009; per-connection rate limit: close 1008
+  (``POST /room/say``: 413 and 429);
 * a bounded per-connection send queue: a consumer that falls ``send_queue``
   messages behind is told and closed with 1013 (try again later), and
   resumes with ``after=``; the fan-out to everyone else never waits for it;
@@ -38,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import struct
 import time
 from collections.abc import Iterable, Iterator
@@ -47,10 +58,11 @@ from urllib.parse import urlsplit
 from tornado.iostream import StreamClosedError
 from tornado.log import access_log, gen_log
 from tornado.util import _websocket_mask  # Tornado's C unmasking, as its reader uses
-from tornado.web import Application, HTTPError, RequestHandler
+from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 from .common import JSONErrorsMixin
+from .cursor import parse_number
 from .events import EncodedCache, Event
 from .hub import EventHub
 from .wsframes import encode_text_frame, send_bytes
@@ -324,6 +336,51 @@ class TokenBucket:
         return False
 
 
+MAX_REF = 64  # characters in a "ref", the client's own id for a message
+
+
+class MessageError(ValueError):
+    """A room message the server will not act on; the text is the reason sent back."""
+
+
+def parse_message(raw: str | bytes) -> dict[str, Any]:
+    """A room message's JSON object, or ``MessageError`` saying why not.
+
+    4 KiB of ``[`` is 4,000 levels of nesting: Python's JSON parser gives up
+    with ``RecursionError``, which is not a ``ValueError``. Caught here, so it
+    is one more malformed message, not a dropped connection.
+    """
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise MessageError("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise MessageError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MessageError('expected an object with a "type", e.g. {"type": "say", "text": "hi"}')
+    return data
+
+
+def validate_say(data: dict[str, Any], options: dict[str, Any], sender: str) -> dict[str, Any]:
+    """The chat payload for a "say" message from ``sender``, or ``MessageError``.
+
+    The one set of checks for a chat line, whichever way it came (a frame on
+    the room's WebSocket or ``POST /room/say``).
+    """
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise MessageError('"say" needs a non-empty "text" string')
+    if len(text) > options["max_text"]:
+        raise MessageError(f"text longer than {options['max_text']} characters")
+    payload = {"from": sender, "text": text}
+    if "ref" in data:
+        ref = data["ref"]
+        if not isinstance(ref, str) or len(ref) > MAX_REF:
+            raise MessageError(f'"ref" must be a string of at most {MAX_REF} characters')
+        payload["ref"] = ref
+    return payload
+
+
 class RoomStats:
     """Counters a notebook cell can read through ``server.call``."""
 
@@ -463,10 +520,13 @@ class RoomHandler(WebSocketHandler):
 
     def _resume(self, raw: Any) -> None:
         try:
-            after = int(raw)
+            # Strict: 0.9, true, Infinity or "٣" are client bugs to answer,
+            # not numbers to guess at (int() would read them as 0, 1, a
+            # crash and 3).
+            after = parse_number(raw, "after")
             backlog, truncated = self.hub.log.since(after)
-        except (TypeError, ValueError) as exc:
-            self._error(f"cannot resume after {raw!r}: {exc}")
+        except ValueError as exc:
+            self._error(f"cannot resume: {exc}")
             return
         if truncated:
             oldest = backlog[0].seq if backlog else self.hub.log.last_seq + 1
@@ -579,34 +639,32 @@ class RoomHandler(WebSocketHandler):
         if not self.bucket.take():
             self.close(1008, f"rate limit: at most {self.options['rate']:g} messages/s")
             return
-        if isinstance(message, bytes):
-            self._error("binary frames are not part of this protocol; send JSON text")
-            return
         try:
-            data = json.loads(message)
-        except ValueError as exc:
-            self._error(f"not JSON: {exc}")
-            return
-        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            self._error('expected an object with a "type", e.g. {"type": "say", "text": "hi"}')
-            return
-        kind = data["type"]
+            self._handle(message)
+        except MessageError as exc:
+            self._error(str(exc))
+        except Exception:
+            # A bug, not bad input: Tornado would log it and cut the TCP
+            # connection with no close frame. Say so with 1011 instead.
+            gen_log.exception("room message from %s failed", self.user)
+            self.close(1011, "server error")
+
+    def _handle(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            raise MessageError("binary frames are not part of this protocol; send JSON text")
+        data = parse_message(message)
+        kind = data.get("type")
         if kind == "say":
-            text = data.get("text")
-            if not isinstance(text, str) or not text.strip():
-                self._error('"say" needs a non-empty "text" string')
-                return
-            if len(text) > self.options["max_text"]:
-                self._error(f"text longer than {self.options['max_text']} characters")
-                return
-            payload = {"from": self.user, "text": text}
-            if "ref" in data:
-                payload["ref"] = data["ref"]
-            self.hub.publish("chat.message", payload)
+            self.hub.publish("chat.message", validate_say(data, self.options, self.user))
         elif kind == "resume":
             self._resume(data.get("after"))
+        elif not isinstance(kind, str):
+            raise MessageError(
+                'expected an object with a "type", e.g. {"type": "say", "text": "hi"}'
+            )
         else:
-            self._error(f"unknown message type {kind!r}; expected 'say' or 'resume'")
+            shown = kind if len(kind) <= 40 else kind[:40] + "..."
+            raise MessageError(f"unknown message type {shown!r}; expected 'say' or 'resume'")
 
     def _error(self, reason: str) -> None:
         self.stats.errors_answered += 1
@@ -627,30 +685,93 @@ class RoomHandler(WebSocketHandler):
             self.subscription.close()
 
 
+# POST /room/say reads and drops a body over the limit up to this size, then
+# answers 413 on a connection that stays usable; a client that stops
+# sending to read an early answer is rare, and closing on it with unread
+# bytes makes the kernel reset the connection, often before the client has
+# read the 413. Beyond this, reading costs more than a reset: 413 at once.
+SAY_DRAIN_MAX = 1024 * 1024
+
+
+@stream_request_body
 class SayHandler(JSONErrorsMixin, RequestHandler):
     """``POST /room/say``: the same room message as one HTTP request, for
-    comparing a request per message with a frame per message."""
+    comparing a request per message with a frame per message.
 
-    def initialize(self, hub: EventHub, options: dict[str, Any]) -> None:
+    The room's guards, each as HTTP: the token (401/403), a rate limit per
+    user (429, the room's ``rate`` and ``burst``), the room's
+    ``max_message_size`` as the body limit (413: at most that much is kept;
+    a body declared larger than ``SAY_DRAIN_MAX`` is refused before it is
+    read), then ``validate_say`` (400 with the reason)."""
+
+    def initialize(
+        self, hub: EventHub, options: dict[str, Any], buckets: dict[str, TokenBucket]
+    ) -> None:
         self.hub = hub
         self.options = options
+        self.buckets = buckets  # user -> TokenBucket, shared by every request
+        self.body = bytearray()
+        self.too_big = False
+
+    def prepare(self) -> None:
+        # Runs when the headers are in, before Tornado reads (or checks) the
+        # body: the Content-Length is still as the client wrote it.
+        try:
+            declared = parse_number(
+                self.request.headers.get("Content-Length", "0"), "Content-Length"
+            )
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        # Past this Tornado stops reading (chunked bodies included) and closes.
+        self.request.connection.set_max_body_size(SAY_DRAIN_MAX)
+        if declared > SAY_DRAIN_MAX:
+            raise HTTPError(413, self._too_big_reason())
+
+    def data_received(self, chunk: bytes) -> None:
+        # Kept up to the limit; past it the rest is read and dropped.
+        if self.too_big or len(self.body) + len(chunk) > self.options["max_message_size"]:
+            self.too_big = True
+            self.body.clear()
+            return
+        self.body += chunk
+
+    def _too_big_reason(self) -> str:
+        return f"body larger than {self.options['max_message_size']} bytes"
 
     def post(self) -> None:
+        user = self._authenticate()
+        if not self._bucket(user).take():
+            self.set_status(429)
+            self.set_header("Retry-After", str(math.ceil(1 / self.options["rate"])))
+            self.finish({"error": f"rate limit: at most {self.options['rate']:g} messages/s"})
+            return
+        if self.too_big:
+            raise HTTPError(413, self._too_big_reason())
+        try:
+            data = parse_message(bytes(self.body))
+            if data.get("type", "say") != "say":
+                raise MessageError('POST /room/say takes a "say" message: {"text": "..."}')
+            payload = validate_say(data, self.options, user)
+        except MessageError as exc:
+            raise HTTPError(400, str(exc)) from None
+        event = self.hub.publish("chat.message", payload)
+        self.set_header("Content-Type", "application/json")
+        self.finish(event.to_json())
+
+    def _authenticate(self) -> str:
         auth = self.request.headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
         if token not in self.options["tokens"]:
             raise HTTPError(401 if not token else 403, "missing or unknown token")
-        try:
-            data = json.loads(self.request.body)
-            text = data["text"]
-        except (ValueError, KeyError, TypeError):
-            raise HTTPError(400, 'expected {"text": "..."}') from None
-        payload = {"from": self.options["tokens"][token], "text": text}
-        if "ref" in data:
-            payload["ref"] = data["ref"]
-        event = self.hub.publish("chat.message", payload)
-        self.set_header("Content-Type", "application/json")
-        self.finish(event.to_json())
+        return self.options["tokens"][token]
+
+    def _bucket(self, user: str) -> TokenBucket:
+        """The user's rate limit, shared by all their requests (the tokens
+        table bounds how many users there are)."""
+        bucket = self.buckets.get(user)
+        if bucket is None:
+            bucket = self.buckets[user] = TokenBucket(self.options["rate"], self.options["burst"])
+        return bucket
 
 
 class EchoHandler(WebSocketHandler):
@@ -687,7 +808,7 @@ def routes(hub: EventHub, **overrides: Any) -> list:
     hub.room_stats = stats  # type: ignore[attr-defined]  # read via server.call
     return [
         (r"/ws/room", RoomHandler, {"hub": hub, "options": options, "stats": stats}),
-        (r"/room/say", SayHandler, {"hub": hub, "options": options}),
+        (r"/room/say", SayHandler, {"hub": hub, "options": options, "buckets": {}}),
         (r"/ws/echo", EchoHandler),
     ]
 

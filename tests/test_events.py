@@ -63,6 +63,38 @@ def test_log_appends_from_many_threads_get_unique_consecutive_seqs():
     assert sorted(e.seq for e in events) == list(range(1, 4001))
 
 
+def test_log_is_bounded_in_bytes_and_evicted_events_count_as_gone():
+    log = EventLog(capacity=1000, max_bytes=10_000)
+    for i in range(50):
+        log.append("big", {"i": i, "pad": "x" * 900})
+    assert log.bytes <= 10_000
+    held = log.since(log.last_seq - len(log))[0]
+    assert log.bytes == sum(len(e.to_json()) for e in held)
+    assert 5 <= len(log) <= 11 and held[-1].seq == 50
+    events, truncated = log.since(1)  # events 2.. are partly gone: resync
+    assert truncated and events == held
+    events, truncated = log.since(held[0].seq - 1)
+    assert not truncated and events == held
+    one_too_big = log.append("huge", {"pad": "x" * 20_000})
+    assert len(log) == 0 and log.bytes == 0  # not even the newest is kept
+    assert log.since(one_too_big.seq) == ([], False)
+    assert log.since(one_too_big.seq - 1) == ([], True)
+
+
+def test_count_eviction_keeps_the_byte_total_right():
+    log = EventLog(capacity=3, max_bytes=10**6)
+    for i in range(10):
+        log.append("t", {"i": i})
+    assert [e.seq for e in log.since(7)[0]] == [8, 9, 10]
+    assert log.bytes == sum(len(e.to_json()) for e in log.since(7)[0])
+
+
+def test_event_json_is_encoded_once_and_stays_equal():
+    event = Event(1, "t", {"a": 1}, 5)
+    assert event.to_json() is event.to_json()
+    assert event == Event(1, "t", {"a": 1}, 5)  # the cached text is not a field
+
+
 def test_recorder_computes_exact_latency():
     rec = ArrivalRecorder()
     arrival = rec.record(Event(1, "t", {}, sent_ns=1_000_000), received_ns=3_500_000)

@@ -223,8 +223,11 @@ def test_private_stream_needs_a_valid_short_lived_token(server):
     missing = requests.get(url, timeout=5)
     assert missing.status_code == 401 and "no token" in missing.json()["error"]
 
+    sse.feed_of(server.hub).password = "open sesame"
     session = requests.Session()
-    issued = session.post(f"{server.url}/stream/token?user=ada", timeout=5)
+    issued = session.post(
+        f"{server.url}/stream/token", data={"user": "ada", "password": "open sesame"}, timeout=5
+    )
     token = issued.json()["token"]
     assert "HttpOnly" in issued.headers["Set-Cookie"]
     with session.get(url, stream=True, timeout=5) as by_cookie:  # the cookie rides along
