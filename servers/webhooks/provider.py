@@ -33,6 +33,7 @@ import asyncio
 import email.utils
 import json
 import random
+import re
 import time
 import weakref
 from collections import OrderedDict
@@ -45,7 +46,8 @@ from typing import Any
 from tornado.web import Application, HTTPError, RequestHandler
 
 from ..common import JSONErrorsMixin
-from ..events import Event
+from ..cursor import CursorError, parse_number
+from ..events import Event, check_event_type
 from ..hub import EventHub
 from . import signing
 from .outbox import Message, Outbox, Subscription
@@ -116,12 +118,15 @@ class RetryPolicy:
         return delay
 
 
+_DELTA_SECONDS = re.compile(r"[0-9]{1,18}")
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` is delta-seconds or an HTTP date (RFC 9110, 10.2.3)."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):  # ASCII digits only: "²" and "٣" are not seconds
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -193,7 +198,11 @@ class Provider:
 
         Raises ``URLRefusedError`` (SSRF checks) or ``ValueError``.
         """
-        if isinstance(event_types, str) or not event_types:
+        if not isinstance(url, str):
+            raise ValueError(f"url must be a string, not {type(url).__name__}")
+        if secret is not None and not isinstance(secret, str):
+            raise ValueError(f"secret must be a 'whsec_...' string, not {type(secret).__name__}")
+        if not isinstance(event_types, (list, tuple)) or not event_types:
             raise ValueError("event_types must be a non-empty list, e.g. ['email.bounced']")
         if not all(isinstance(t, str) and t for t in event_types):
             raise ValueError("every event type must be a non-empty string")
@@ -498,9 +507,13 @@ class EventsHandler(_Base):
 
     def post(self) -> None:
         doc = self.body_json()
-        if not isinstance(doc.get("type"), str) or not doc["type"]:
-            raise HTTPError(400, "the event needs a 'type' string")
-        event = self.provider.hub.publish(doc["type"], doc.get("data") or {})
+        data = doc.get("data", {})
+        if not isinstance(data, dict):
+            raise HTTPError(400, "'data' must be a JSON object")
+        try:
+            event = self.provider.hub.publish(check_event_type(doc.get("type")), data)
+        except ValueError as exc:  # the one rule for event types, with its reason
+            raise HTTPError(400, str(exc)) from None
         self.send({"seq": event.seq}, 202)
 
 
@@ -509,9 +522,9 @@ class DeliveriesHandler(_Base):
 
     def get(self) -> None:
         try:
-            since = int(self.get_query_argument("since", "0"))
-        except ValueError:
-            raise HTTPError(400, "since must be a whole number") from None
+            since = parse_number(self.get_query_argument("since", "0"), "since")
+        except CursorError as exc:
+            raise HTTPError(400, str(exc)) from None
         self.send({"attempts": self.provider.outbox.attempts(since), **self.provider.status()})
 
 
