@@ -396,3 +396,19 @@ def test_provider_api_odd_numbers_and_types_are_400(pair, path, doc):
 def test_retry_after_takes_ascii_digits_only():
     assert parse_retry_after("²") is None and parse_retry_after("٣") is None
     assert parse_retry_after("9" * 400) is None
+
+
+def test_a_url_with_spaces_and_non_ascii_is_stored_encoded_and_delivered(pair):
+    # Before: the space went raw onto the request line (the receiver saw a
+    # malformed request) and "Київ" raised UnicodeEncodeError at every attempt.
+    sub, _ = pair.provider.subscribe(
+        f"{pair.url}?note=a b&city=Київ", ["email.bounced"], pair.secret
+    )
+    assert sub.url == f"{pair.url}?note=a%20b&city=%D0%9A%D0%B8%D1%97%D0%B2"
+    pair.pserver.publish("email.bounced", {})
+    assert pair.provider.wait_idle()
+    assert wait_until(lambda: pair.receiver.processed_once == 1)
+    assert pair.provider.request_bytes().split(b"\r\n")[0] == (
+        b"POST /webhook?note=a%20b&city=%D0%9A%D0%B8%D1%97%D0%B2 HTTP/1.1"
+    )
+    assert pair.provider.dead_letters() == []

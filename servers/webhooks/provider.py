@@ -206,7 +206,8 @@ class Provider:
             raise ValueError("event_types must be a non-empty list, e.g. ['email.bounced']")
         if not all(isinstance(t, str) and t for t in event_types):
             raise ValueError("every event type must be a non-empty string")
-        await check_url_async(url, self.config.allow_loopback)
+        # Stored normalised (percent-encoded path, IDNA host): as it is sent.
+        url = (await check_url_async(url, self.config.allow_loopback)).url
         secret = secret or signing.generate_secret()
         signing.decode_secret(secret)  # refuse a malformed one now, not at delivery
         sub = self.outbox.add_subscription(url, list(event_types), [secret])
