@@ -43,13 +43,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tornado.web import Application, HTTPError, RequestHandler
+from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 
 from ..common import JSONErrorsMixin
 from ..cursor import CursorError, parse_number
 from ..events import Event, check_event_type
 from ..hub import EventHub
 from . import signing
+from .bodylimit import BodyLimitMixin
 from .outbox import Message, Outbox, Subscription
 from .receiver import quiet_log
 from .ssrf import URLRefusedError, check_url_async
@@ -448,7 +449,11 @@ class Provider:
 
 
 # -- HTTP API --------------------------------------------------------------------------
-class _Base(JSONErrorsMixin, RequestHandler):
+@stream_request_body
+class _Base(BodyLimitMixin, JSONErrorsMixin, RequestHandler):
+    """The API's handlers: JSON errors, and bodies over 64 KiB refused while
+    they are read (``bodylimit``): a subscription or an event is small."""
+
     def initialize(self, provider: Provider) -> None:
         self.provider = provider
 
@@ -460,7 +465,9 @@ class _Base(JSONErrorsMixin, RequestHandler):
 
     def body_json(self) -> dict:
         try:
-            doc = json.loads(self.request.body or b"{}")
+            if self.body_too_large:
+                raise HTTPError(413, self.too_large_reason())
+            doc = json.loads(self.body or b"{}")
         except ValueError:
             raise HTTPError(400, "the body is not JSON") from None
         if not isinstance(doc, dict):
