@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hmac
 import json
 import random
 import re
@@ -160,6 +161,7 @@ class ProviderConfig:
     jitter: float = 0.2
     timeout_s: float = 1.0  # per attempt; Standard Webhooks allows a receiver 15 s
     allow_loopback: bool = False
+    api_token: str | None = None  # None: the HTTP API is open (in-kernel notebook use)
     max_in_flight: int = 64
     seed: int | None = None
 
@@ -177,6 +179,10 @@ class Provider:
         self.outbox = Outbox(config.outbox_path, clock)
         self.pool = ConnectionPool(max_idle_per_key=config.max_in_flight)
         self._subs: dict[str, Subscription] = {s.id: s for s in self.outbox.subscriptions()}
+        # Subscriptions the operator allowed to a loopback URL from Python
+        # (``subscribe(..., allow_loopback=True)``): kept in memory only, so
+        # after a restart they are refused at delivery until allowed again.
+        self._loopback_ok: set[str] = set()
         self._in_flight: dict[int, asyncio.Task] = {}
         self._wake = asyncio.Event()
         self._commit_scheduled = False
@@ -193,10 +199,17 @@ class Provider:
 
     # -- subscriptions ---------------------------------------------------------------
     async def subscribe(
-        self, url: str, event_types: Sequence[str], secret: str | None = None
+        self,
+        url: str,
+        event_types: Sequence[str],
+        secret: str | None = None,
+        allow_loopback: bool = False,
     ) -> tuple[Subscription, str]:
         """Register ``url`` for ``event_types``; returns it and its secret.
 
+        ``allow_loopback=True`` lets this one subscription use a loopback URL
+        even when the provider refuses loopback (the operator's own receiver,
+        registered in-process; never reachable from the HTTP API).
         Raises ``URLRefusedError`` (SSRF checks) or ``ValueError``.
         """
         if not isinstance(url, str):
@@ -208,11 +221,14 @@ class Provider:
         if not all(isinstance(t, str) and t for t in event_types):
             raise ValueError("every event type must be a non-empty string")
         # Stored normalised (percent-encoded path, IDNA host): as it is sent.
-        url = (await check_url_async(url, self.config.allow_loopback)).url
+        loopback = self.config.allow_loopback or allow_loopback
+        url = (await check_url_async(url, loopback)).url
         secret = secret or signing.generate_secret()
         signing.decode_secret(secret)  # refuse a malformed one now, not at delivery
         sub = self.outbox.add_subscription(url, list(event_types), [secret])
         self._subs[sub.id] = sub
+        if allow_loopback:
+            self._loopback_ok.add(sub.id)
         return sub, secret
 
     def rotate_secret(self, sub_id: str, new_secret: str | None = None) -> str:
@@ -330,7 +346,8 @@ class Provider:
             if sub is None or sub.status != "active":
                 error = "subscription deleted or disabled"
             else:
-                target = await check_url_async(sub.url, self.config.allow_loopback)
+                loopback = self.config.allow_loopback or sub.id in self._loopback_ok
+                target = await check_url_async(sub.url, loopback)
                 headers = signing.sign_headers(sub.secrets, message.msg_id, message.body)
                 headers["Content-Type"] = "application/json"
                 response = await self.pool.post(
@@ -456,6 +473,28 @@ class _Base(BodyLimitMixin, JSONErrorsMixin, RequestHandler):
 
     def initialize(self, provider: Provider) -> None:
         self.provider = provider
+
+    def prepare(self) -> None:
+        # Who may call the API is checked before any body byte is read.
+        token = self.provider.config.api_token
+        if token is not None and not hmac.compare_digest(
+            self._token_sent().encode(), token.encode()
+        ):
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", "Bearer")
+            self.set_header("Content-Type", "application/json")
+            reason = (
+                "this API needs the token printed at start: "
+                "'Authorization: Bearer <token>' or '?token=<token>'"
+            )
+            return self.finish(json.dumps({"error": reason, "status": 401}))
+        super().prepare()
+
+    def _token_sent(self) -> str:
+        auth = self.request.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        return self.get_query_argument("token", "")
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         # A refused registration is an answer (400 with the reason), not a
@@ -616,9 +655,15 @@ class ProviderHandle:
     def _call(self, fn: Callable, *args: Any) -> Any:
         return self.server.call(lambda: fn(self.provider, *args))
 
-    def subscribe(self, url: str, event_types: Sequence[str], secret: str | None = None):
+    def subscribe(
+        self,
+        url: str,
+        event_types: Sequence[str],
+        secret: str | None = None,
+        allow_loopback: bool = False,
+    ):
         async def go(p: Provider):
-            return await p.subscribe(url, event_types, secret)
+            return await p.subscribe(url, event_types, secret, allow_loopback)
 
         return self.server.call(lambda: go(self.provider), timeout=10)
 
