@@ -353,3 +353,62 @@ def test_parse_retry_after():
     assert parse_retry_after("120") == 120
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 30) == 30
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"secret": 123}, "secret"),
+        ({"secret": ["whsec_x"]}, "secret"),
+        ({"secret": {"a": 1}}, "secret"),
+        ({"secret": "whsec_short"}, "secret"),
+        ({"url": 5}, "url"),
+        ({"url": ["http://x"]}, "url"),
+        ({"event_types": {"a": 1}}, "event_types"),
+        ({"event_types": [1]}, "event type"),
+    ],
+)
+def test_subscriptions_api_wrong_types_are_400_with_a_reason(pair, bad, words):
+    doc = {"url": pair.url, "event_types": ["a.b"], **bad}
+    r = requests.post(f"{pair.pserver.url}/subscriptions", json=doc, timeout=5)
+    assert r.status_code == 400, r.text
+    assert words in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "path, doc",
+    [
+        ("/deliveries?since=%D9%A3", None),  # Arabic-Indic 3: int() would read it as 3
+        ("/deliveries?since=%C2%B2", None),  # superscript 2
+        ("/deliveries?since=" + "9" * 5000, None),
+        ("/events", {"type": "a\nid: 9", "data": {}}),
+        ("/events", {"type": "a.b", "data": [1]}),
+        ("/events", {"type": 5}),
+    ],
+)
+def test_provider_api_odd_numbers_and_types_are_400(pair, path, doc):
+    url = f"{pair.pserver.url}{path}"
+    r = requests.post(url, json=doc, timeout=5) if doc else requests.get(url, timeout=5)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]
+
+
+def test_retry_after_takes_ascii_digits_only():
+    assert parse_retry_after("²") is None and parse_retry_after("٣") is None
+    assert parse_retry_after("9" * 400) is None
+
+
+def test_a_url_with_spaces_and_non_ascii_is_stored_encoded_and_delivered(pair):
+    # Before: the space went raw onto the request line (the receiver saw a
+    # malformed request) and "Київ" raised UnicodeEncodeError at every attempt.
+    sub, _ = pair.provider.subscribe(
+        f"{pair.url}?note=a b&city=Київ", ["email.bounced"], pair.secret
+    )
+    assert sub.url == f"{pair.url}?note=a%20b&city=%D0%9A%D0%B8%D1%97%D0%B2"
+    pair.pserver.publish("email.bounced", {})
+    assert pair.provider.wait_idle()
+    assert wait_until(lambda: pair.receiver.processed_once == 1)
+    assert pair.provider.request_bytes().split(b"\r\n")[0] == (
+        b"POST /webhook?note=a%20b&city=%D0%9A%D0%B8%D1%97%D0%B2 HTTP/1.1"
+    )
+    assert pair.provider.dead_letters() == []

@@ -170,3 +170,18 @@ def test_slow_mode_processes_inline_and_answers_late(receiver):
     assert post(receiver, body, signed(body, "msg_slow")).json() == {"status": "duplicate"}
     time.sleep(0.4)
     assert receiver.processed["msg_slow"] == 1 and receiver.processed_twice == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["²", "٣", "1614265330²", "9" * 400, "1" * 5000, "+1614265330", "1614265330.5", "-1"],
+)
+def test_odd_timestamps_are_400_with_a_reason_never_500(receiver, value):
+    # "²".isdigit() is True but int("²") raises; 400 digits overflow float().
+    body = body_for(1)
+    # sent as UTF-8 bytes, as a client could put any bytes in a header
+    answer = post(receiver, body, {**signed(body), "webhook-timestamp": value.encode()})
+    assert answer.status_code == 400, answer.text
+    assert "webhook-timestamp" in answer.json()["error"]
+    good = body_for(2)
+    assert post(receiver, good, signed(good, "msg_after")).status_code == 200

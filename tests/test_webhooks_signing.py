@@ -160,3 +160,12 @@ def test_secrets():
         signing.decode_secret("whsec_%%%")
     with pytest.raises(ValueError):
         signing.generate_secret(8)
+
+
+@pytest.mark.parametrize("ts", ["²", "1614265330²", "٣", "9" * 400, "1" * 5000, "1e9"])
+def test_timestamp_is_ascii_digits_of_sane_length(ts):
+    # "²".isdigit() is True and int("²") raises; "9" * 400 overflows float().
+    hdrs = {**signing.sign_headers(SECRET, "msg_1", b"{}"), "webhook-timestamp": ts}
+    with pytest.raises(signing.MalformedHeaderError, match="webhook-timestamp") as info:
+        signing.verify(SECRET, hdrs, b"{}")
+    assert info.value.status == 400

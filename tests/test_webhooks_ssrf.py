@@ -100,3 +100,63 @@ def test_async_check_at_delivery_time():
     with pytest.raises(URLRefusedError, match="loopback"):
         asyncio.run(check_url_async("http://localhost:1/"))
     assert asyncio.run(check_url_async("http://127.0.0.1:1/", allow_loopback=True)).port == 1
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("http://[2002:7f00:1::]/", "6to4 address that embeds 127.0.0.1"),
+        ("http://[2002:a9fe:a9fe::]/", "link-local"),  # 169.254.169.254, cloud metadata
+        ("http://[2002:a00:5::1]/", "private"),  # 10.0.0.5
+        ("http://[2002:c0a8:101::]/", "private"),  # 192.168.1.1
+    ],
+)
+def test_6to4_forms_are_judged_by_the_ipv4_inside(url, words):
+    # Python counts 2002::/16 as global: is_global alone lets these through.
+    for allow_loopback in (False, True):  # 2002:7f00:1:: is not this host's loopback
+        with pytest.raises(URLRefusedError, match=words):
+            check_url(url, allow_loopback=allow_loopback)
+
+
+def test_teredo_is_judged_by_the_ipv4_inside():
+    # Teredo server 127.0.0.1, client 10.0.0.5 (stored inverted, as the RFC says)
+    teredo = "2001:0:7f00:1:0:0:f5ff:fffa"
+    with pytest.raises(URLRefusedError, match="Teredo"):
+        check_url(f"http://[{teredo}]/")
+
+
+def test_a_public_6to4_address_still_passes():
+    assert check_url("http://[2002:5db8:d822::1]/").port == 80  # 93.184.216.34 inside
+
+
+def test_port_0_is_refused_not_turned_into_80():
+    with pytest.raises(URLRefusedError, match="port 0"):
+        check_url("http://93.184.216.34:0/hook")
+
+
+@pytest.mark.parametrize(
+    "url, target, stored",
+    [
+        ("http://93.184.216.34/a b", "/a%20b", "http://93.184.216.34/a%20b"),
+        (
+            "http://93.184.216.34/заказ?city=Київ",
+            "/%D0%B7%D0%B0%D0%BA%D0%B0%D0%B7?city=%D0%9A%D0%B8%D1%97%D0%B2",
+            None,
+        ),
+        ("http://93.184.216.34:8080/ok%20already?a=1&b=2", "/ok%20already?a=1&b=2", None),
+        ("http://93.184.216.34/x\x01y#frag", "/x%01y", "http://93.184.216.34/x%01y"),
+    ],
+)
+def test_path_and_query_are_percent_encoded_at_registration(url, target, stored):
+    checked = check_url(url)
+    assert checked.target == target and checked.target.isascii()
+    assert " " not in checked.url and checked.url.isascii()
+    if stored:
+        assert checked.url == stored
+
+
+def test_a_non_ascii_host_is_idna_encoded():
+    resolver = fake_resolver({"xn--mnchen-3ya.example": ["93.184.216.34"]})
+    checked = check_url("https://München.example/hook", resolver=resolver)
+    assert checked.host == "xn--mnchen-3ya.example"
+    assert checked.url == "https://xn--mnchen-3ya.example/hook"

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hmac
 import json
 import random
+import re
 import time
 import weakref
 from collections import OrderedDict
@@ -42,12 +44,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tornado.web import Application, HTTPError, RequestHandler
+from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 
 from ..common import JSONErrorsMixin
-from ..events import Event
+from ..cursor import CursorError, parse_number
+from ..events import Event, check_event_type
 from ..hub import EventHub
 from . import signing
+from .bodylimit import BodyLimitMixin
 from .outbox import Message, Outbox, Subscription
 from .receiver import quiet_log
 from .ssrf import URLRefusedError, check_url_async
@@ -116,12 +120,15 @@ class RetryPolicy:
         return delay
 
 
+_DELTA_SECONDS = re.compile(r"[0-9]{1,18}")
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` is delta-seconds or an HTTP date (RFC 9110, 10.2.3)."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):  # ASCII digits only: "²" and "٣" are not seconds
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -154,6 +161,7 @@ class ProviderConfig:
     jitter: float = 0.2
     timeout_s: float = 1.0  # per attempt; Standard Webhooks allows a receiver 15 s
     allow_loopback: bool = False
+    api_token: str | None = None  # None: the HTTP API is open (in-kernel notebook use)
     max_in_flight: int = 64
     seed: int | None = None
 
@@ -171,6 +179,10 @@ class Provider:
         self.outbox = Outbox(config.outbox_path, clock)
         self.pool = ConnectionPool(max_idle_per_key=config.max_in_flight)
         self._subs: dict[str, Subscription] = {s.id: s for s in self.outbox.subscriptions()}
+        # Subscriptions the operator allowed to a loopback URL from Python
+        # (``subscribe(..., allow_loopback=True)``): kept in memory only, so
+        # after a restart they are refused at delivery until allowed again.
+        self._loopback_ok: set[str] = set()
         self._in_flight: dict[int, asyncio.Task] = {}
         self._wake = asyncio.Event()
         self._commit_scheduled = False
@@ -187,21 +199,36 @@ class Provider:
 
     # -- subscriptions ---------------------------------------------------------------
     async def subscribe(
-        self, url: str, event_types: Sequence[str], secret: str | None = None
+        self,
+        url: str,
+        event_types: Sequence[str],
+        secret: str | None = None,
+        allow_loopback: bool = False,
     ) -> tuple[Subscription, str]:
         """Register ``url`` for ``event_types``; returns it and its secret.
 
+        ``allow_loopback=True`` lets this one subscription use a loopback URL
+        even when the provider refuses loopback (the operator's own receiver,
+        registered in-process; never reachable from the HTTP API).
         Raises ``URLRefusedError`` (SSRF checks) or ``ValueError``.
         """
-        if isinstance(event_types, str) or not event_types:
+        if not isinstance(url, str):
+            raise ValueError(f"url must be a string, not {type(url).__name__}")
+        if secret is not None and not isinstance(secret, str):
+            raise ValueError(f"secret must be a 'whsec_...' string, not {type(secret).__name__}")
+        if not isinstance(event_types, (list, tuple)) or not event_types:
             raise ValueError("event_types must be a non-empty list, e.g. ['email.bounced']")
         if not all(isinstance(t, str) and t for t in event_types):
             raise ValueError("every event type must be a non-empty string")
-        await check_url_async(url, self.config.allow_loopback)
+        # Stored normalised (percent-encoded path, IDNA host): as it is sent.
+        loopback = self.config.allow_loopback or allow_loopback
+        url = (await check_url_async(url, loopback)).url
         secret = secret or signing.generate_secret()
         signing.decode_secret(secret)  # refuse a malformed one now, not at delivery
         sub = self.outbox.add_subscription(url, list(event_types), [secret])
         self._subs[sub.id] = sub
+        if allow_loopback:
+            self._loopback_ok.add(sub.id)
         return sub, secret
 
     def rotate_secret(self, sub_id: str, new_secret: str | None = None) -> str:
@@ -319,7 +346,8 @@ class Provider:
             if sub is None or sub.status != "active":
                 error = "subscription deleted or disabled"
             else:
-                target = await check_url_async(sub.url, self.config.allow_loopback)
+                loopback = self.config.allow_loopback or sub.id in self._loopback_ok
+                target = await check_url_async(sub.url, loopback)
                 headers = signing.sign_headers(sub.secrets, message.msg_id, message.body)
                 headers["Content-Type"] = "application/json"
                 response = await self.pool.post(
@@ -438,9 +466,35 @@ class Provider:
 
 
 # -- HTTP API --------------------------------------------------------------------------
-class _Base(JSONErrorsMixin, RequestHandler):
+@stream_request_body
+class _Base(BodyLimitMixin, JSONErrorsMixin, RequestHandler):
+    """The API's handlers: JSON errors, and bodies over 64 KiB refused while
+    they are read (``bodylimit``): a subscription or an event is small."""
+
     def initialize(self, provider: Provider) -> None:
         self.provider = provider
+
+    def prepare(self) -> None:
+        # Who may call the API is checked before any body byte is read.
+        token = self.provider.config.api_token
+        if token is not None and not hmac.compare_digest(
+            self._token_sent().encode(), token.encode()
+        ):
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", "Bearer")
+            self.set_header("Content-Type", "application/json")
+            reason = (
+                "this API needs the token printed at start: "
+                "'Authorization: Bearer <token>' or '?token=<token>'"
+            )
+            return self.finish(json.dumps({"error": reason, "status": 401}))
+        super().prepare()
+
+    def _token_sent(self) -> str:
+        auth = self.request.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        return self.get_query_argument("token", "")
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         # A refused registration is an answer (400 with the reason), not a
@@ -450,7 +504,9 @@ class _Base(JSONErrorsMixin, RequestHandler):
 
     def body_json(self) -> dict:
         try:
-            doc = json.loads(self.request.body or b"{}")
+            if self.body_too_large:
+                raise HTTPError(413, self.too_large_reason())
+            doc = json.loads(self.body or b"{}")
         except ValueError:
             raise HTTPError(400, "the body is not JSON") from None
         if not isinstance(doc, dict):
@@ -498,9 +554,13 @@ class EventsHandler(_Base):
 
     def post(self) -> None:
         doc = self.body_json()
-        if not isinstance(doc.get("type"), str) or not doc["type"]:
-            raise HTTPError(400, "the event needs a 'type' string")
-        event = self.provider.hub.publish(doc["type"], doc.get("data") or {})
+        data = doc.get("data", {})
+        if not isinstance(data, dict):
+            raise HTTPError(400, "'data' must be a JSON object")
+        try:
+            event = self.provider.hub.publish(check_event_type(doc.get("type")), data)
+        except ValueError as exc:  # the one rule for event types, with its reason
+            raise HTTPError(400, str(exc)) from None
         self.send({"seq": event.seq}, 202)
 
 
@@ -509,9 +569,9 @@ class DeliveriesHandler(_Base):
 
     def get(self) -> None:
         try:
-            since = int(self.get_query_argument("since", "0"))
-        except ValueError:
-            raise HTTPError(400, "since must be a whole number") from None
+            since = parse_number(self.get_query_argument("since", "0"), "since")
+        except CursorError as exc:
+            raise HTTPError(400, str(exc)) from None
         self.send({"attempts": self.provider.outbox.attempts(since), **self.provider.status()})
 
 
@@ -595,9 +655,15 @@ class ProviderHandle:
     def _call(self, fn: Callable, *args: Any) -> Any:
         return self.server.call(lambda: fn(self.provider, *args))
 
-    def subscribe(self, url: str, event_types: Sequence[str], secret: str | None = None):
+    def subscribe(
+        self,
+        url: str,
+        event_types: Sequence[str],
+        secret: str | None = None,
+        allow_loopback: bool = False,
+    ):
         async def go(p: Provider):
-            return await p.subscribe(url, event_types, secret)
+            return await p.subscribe(url, event_types, secret, allow_loopback)
 
         return self.server.call(lambda: go(self.provider), timeout=10)
 

@@ -29,6 +29,8 @@ import secrets as _secrets
 import time
 from collections.abc import Iterable, Mapping
 
+from ..cursor import CursorError, parse_number
+
 SECRET_PREFIX = "whsec_"
 TOLERANCE_S = 5 * 60  # the reference libraries' window, in both directions
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
@@ -139,6 +141,17 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _parse_timestamp(text: str) -> int:
+    """Integer Unix seconds, by the collection's one rule for client numbers
+    (``servers.cursor.parse_number``): ASCII digits only, at most 18 of them.
+    ``str.isdigit()`` would let ``²`` through to ``int()`` (a 500), and a
+    400-digit number overflows the float arithmetic of the window check."""
+    try:
+        return parse_number(text.strip(), HEADER_TIMESTAMP)
+    except CursorError as exc:
+        raise MalformedHeaderError(f"{exc}: not integer Unix seconds") from None
+
+
 def verify(
     secrets: str | bytes | Iterable[str | bytes],
     headers: Mapping[str, str],
@@ -163,9 +176,7 @@ def verify(
     if missing:
         raise MissingHeaderError(f"missing header(s): {', '.join(missing)}")
     assert msg_id is not None and ts_text is not None and sig_text is not None
-    if not ts_text.strip().isdigit():
-        raise MalformedHeaderError(f"webhook-timestamp {ts_text!r} is not integer Unix seconds")
-    timestamp = int(ts_text)
+    timestamp = _parse_timestamp(ts_text)
     now = time.time() if now is None else now
     if timestamp < now - tolerance:
         raise StaleTimestampError(

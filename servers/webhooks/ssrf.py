@@ -19,6 +19,13 @@ webhooks case):
 5. Check again at every delivery and connect to the address that was
    checked, not to a fresh lookup: DNS answers can change in between
    ("DNS rebinding").
+6. IPv6 addresses that carry an IPv4 address inside are judged by that
+   address too: 6to4 (``2002:7f00:1::`` is 127.0.0.1) and Teredo. Python
+   counts 2002::/16 as global, so ``is_global`` alone lets them through.
+7. The URL is normalised at registration (stored as it will be sent): the
+   path and query percent-encoded (a space or ``é`` would otherwise break
+   the request line at every delivery), the host lower-cased and IDNA-
+   encoded. Port 0 is refused (it would silently become 80).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -45,7 +52,7 @@ class CheckedURL:
     scheme: str
     host: str
     port: int
-    target: str  # path + query, what goes on the request line
+    target: str  # path + query, percent-encoded: what goes on the request line
     addresses: tuple[str, ...]  # every address the host resolved to, all checked
 
 
@@ -71,11 +78,33 @@ def classify(ip: IPAddress) -> str:
     return "public" if ip.is_global else "not globally routable"
 
 
+def embedded_ipv4(ip: IPAddress) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries inside, with the form's name:
+    6to4 (2002::/16) and Teredo (2001::/32, server and client)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found = []
+    if ip.sixtofour is not None:
+        found.append(("6to4", ip.sixtofour))
+    if ip.teredo is not None:
+        found += [("Teredo", v4) for v4 in ip.teredo]
+    return found
+
+
+def _check_embedded(address: str, ip: IPAddress) -> None:
+    for form, v4 in embedded_ipv4(ip):
+        try:
+            check_address(str(v4))  # no loopback exception: 2002:7f00:1:: is not this host
+        except URLRefusedError as exc:
+            raise URLRefusedError(f"{address} is a {form} address that embeds {exc}") from None
+
+
 @functools.lru_cache(maxsize=4096)  # an address's category never changes
 def check_address(address: str, allow_loopback: bool = False) -> None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    _check_embedded(address, ip)
     # is_global alone is not enough: 224.0.0.1 (multicast) counts as global.
     if ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified):
         return
@@ -84,6 +113,36 @@ def check_address(address: str, allow_loopback: bool = False) -> None:
     kind = classify(ip)
     hint = " (set allow_loopback=True to allow it deliberately)" if ip.is_loopback else ""
     raise URLRefusedError(f"{address} is a {kind} address{hint}")
+
+
+# Characters left as they are when percent-encoding a path or query: the
+# RFC 3986 unreserved and sub-delims, ":" and "@", and "%" so that an already
+# encoded URL is not encoded twice. Everything else (space, non-ASCII, control
+# characters) becomes %XX of its UTF-8 bytes.
+_SAFE_PATH = "/:@!$&'()*+,;=-._~%"
+_SAFE_QUERY = _SAFE_PATH + "?"
+
+
+def _ascii_host(host: str) -> str:
+    """The host as it goes into DNS and the Host header: IDNA for a non-ASCII name."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise URLRefusedError(f"host {host!r} is not a valid internationalised name") from None
+
+
+def _port(parts, scheme: str) -> int:
+    try:
+        port = parts.port
+    except ValueError:
+        raise URLRefusedError("the port is not a number between 1 and 65535") from None
+    if port is None:
+        return 443 if scheme == "https" else 80
+    if port == 0:  # urlsplit gives 0, and "0 or default" used to turn it into 80
+        raise URLRefusedError("port 0 is not a port a receiver can listen on")
+    return port
 
 
 def _split(url: str) -> tuple[str, str, int, str]:
@@ -98,12 +157,22 @@ def _split(url: str) -> tuple[str, str, int, str]:
     host = parts.hostname
     if not host:
         raise URLRefusedError("the URL has no host")
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise URLRefusedError("the port is not a number between 0 and 65535") from None
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return scheme, host, port, target
+    port = _port(parts, scheme)
+    target = quote(parts.path or "/", safe=_SAFE_PATH)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_SAFE_QUERY)
+    return scheme, _ascii_host(host), port, target
+
+
+def normalise(url: str) -> str:
+    """``url`` as the provider stores and sends it: scheme and host lower-case,
+    host IDNA-encoded, path and query percent-encoded, fragment dropped (it
+    is never sent). Raises ``URLRefusedError`` for a URL ``check_url`` refuses
+    on its form alone."""
+    scheme, host, port, target = _split(url)
+    shown = f"[{host}]" if ":" in host else host
+    explicit = urlsplit(url.strip()).port is not None
+    return f"{scheme}://{shown}{f':{port}' if explicit else ''}{target}"
 
 
 def _literal(host: str) -> str | None:
@@ -168,4 +237,4 @@ def _finish(url, scheme, host, port, target, addresses, allow_loopback) -> Check
             check_address(address, allow_loopback)
         except URLRefusedError as exc:
             raise URLRefusedError(f"{host!r} refused: {exc}") from None
-    return CheckedURL(url, scheme, host, port, target, tuple(addresses))
+    return CheckedURL(normalise(url), scheme, host, port, target, tuple(addresses))

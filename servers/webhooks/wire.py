@@ -16,6 +16,7 @@ without blocking the loop, so many subscriptions deliver concurrently.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as _ssl
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ class _Conn:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     requests: int = 0
+
+
+_STATUS = re.compile(r"[0-9]{3}")  # ASCII only: str.isdigit() also accepts "²"
 
 
 class ProtocolError(Exception):
@@ -129,7 +133,7 @@ class ConnectionPool:
             raise ProtocolError("response headers too large") from exc
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _STATUS.fullmatch(parts[1]):
             raise ProtocolError(f"not an HTTP response: {lines[0][:60]!r}")
         version, status = parts[0], int(parts[1])
         reason = parts[2] if len(parts) > 2 else ""
