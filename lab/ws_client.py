@@ -158,9 +158,11 @@ class RoomClient:
             self._stop.wait(delay)
 
     def _session(self) -> None:
+        # A Python client is not a browser: it sends no Origin unless told to
+        # act as one (websocket-client would make one up from the URL).
         ws = websocket.create_connection(
             self.connect_url(), timeout=10, origin=self.origin, sslopt=self.sslopt,
-            enable_multithread=True,
+            suppress_origin=self.origin is None, enable_multithread=True,
         )  # fmt: skip
         ws.settimeout(None)
         self._ws = ws
