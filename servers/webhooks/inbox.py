@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS effects (  -- the application's own data
     seq INTEGER,
     at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS effects_msg ON effects(msg_id);
 """
 
 
@@ -182,6 +183,14 @@ class Inbox:
         """msg_id -> how many times its work was committed (must be 1)."""
         rows = self.db.execute("SELECT msg_id, COUNT(*) FROM effects GROUP BY msg_id")
         return Counter(dict(rows.fetchall()))
+
+    def processed_distinct(self) -> int:
+        return self.db.execute("SELECT COUNT(DISTINCT msg_id) FROM effects").fetchone()[0]
+
+    def processed_more_than_once(self) -> int:
+        return self.db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM effects GROUP BY msg_id HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
 
     def counts(self) -> dict[str, int]:
         counts = {"pending": 0, "processed": 0}
