@@ -200,6 +200,18 @@ class Inbox:
 
 
 def reset(path: str | Path) -> None:
-    """Delete an inbox file and its WAL companions (close the receiver first)."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    """Delete an inbox file and its WAL companions.
+
+    Windows refuses to delete a file that is open: then the connections this
+    process still holds on it (a receiver from an earlier run of the same
+    cell) are closed first, as ``outbox.reset`` does."""
+    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+    try:
+        for file in files:
+            file.unlink(missing_ok=True)
+    except PermissionError:
+        from .outbox import _release
+
+        _release(path)
+        for file in files:
+            file.unlink(missing_ok=True)

@@ -254,7 +254,10 @@ class Receiver:
             self.inbox.begin()
             try:
                 self.process(msg_id, doc)
-            except Exception as exc:  # the app's bug or outage: retry, never absorb
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # interrupted: undo, and let it go on
+                    self.inbox.db.execute("ROLLBACK")
+                    raise  # the app's bug or outage: retry, never absorb
                 delay = RETRY_S[min(attempts, len(RETRY_S) - 1)]
                 error = f"{type(exc).__name__}: {exc}"
                 self.inbox.rollback_and_retry_later(msg_id, error, delay)
@@ -406,7 +409,7 @@ class WebhookHandler(BodyLimitMixin, RequestHandler):
             return self.refuse(exc.status, kind, exc.reason)
         try:
             doc = json.loads(body)  # parsed only now, after the signature held
-        except ValueError:
+        except (ValueError, RecursionError):
             return self.refuse(400, "not JSON", "the body is not valid JSON")
         if not isinstance(doc, dict):
             return self.refuse(400, "not JSON", "the body must be a JSON object")
