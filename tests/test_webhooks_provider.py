@@ -412,3 +412,18 @@ def test_a_url_with_spaces_and_non_ascii_is_stored_encoded_and_delivered(pair):
         b"POST /webhook?note=a%20b&city=%D0%9A%D0%B8%D1%97%D0%B2 HTTP/1.1"
     )
     assert pair.provider.dead_letters() == []
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/dead-letters/replay", b'{"ids": [true]}'),
+        ("/dead-letters/replay", b'{"ids": [99999999999999999999999]}'),
+        ("/events", b"[" * 5000 + b"]" * 5000),
+        ("/subscriptions", b'{"a":' * 3000 + b"1" + b"}" * 3000),
+    ],
+)
+def test_provider_api_odd_json_is_400(pair, path, body):
+    r = requests.post(f"{pair.pserver.url}{path}", data=body, timeout=5)
+    assert r.status_code == 400, r.text
+    assert requests.get(f"{pair.pserver.url}/deliveries", timeout=5).status_code == 200

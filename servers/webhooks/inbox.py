@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS effects (  -- the application's own data
     seq INTEGER,
     at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS effects_msg ON effects(msg_id);
 """
 
 
@@ -183,6 +184,14 @@ class Inbox:
         rows = self.db.execute("SELECT msg_id, COUNT(*) FROM effects GROUP BY msg_id")
         return Counter(dict(rows.fetchall()))
 
+    def processed_distinct(self) -> int:
+        return self.db.execute("SELECT COUNT(DISTINCT msg_id) FROM effects").fetchone()[0]
+
+    def processed_more_than_once(self) -> int:
+        return self.db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM effects GROUP BY msg_id HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+
     def counts(self) -> dict[str, int]:
         counts = {"pending": 0, "processed": 0}
         for status, n in self.db.execute("SELECT status, COUNT(*) FROM inbox GROUP BY status"):
@@ -191,6 +200,18 @@ class Inbox:
 
 
 def reset(path: str | Path) -> None:
-    """Delete an inbox file and its WAL companions (close the receiver first)."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    """Delete an inbox file and its WAL companions.
+
+    Windows refuses to delete a file that is open: then the connections this
+    process still holds on it (a receiver from an earlier run of the same
+    cell) are closed first, as ``outbox.reset`` does."""
+    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+    try:
+        for file in files:
+            file.unlink(missing_ok=True)
+    except PermissionError:
+        from .outbox import _release
+
+        _release(path)
+        for file in files:
+            file.unlink(missing_ok=True)

@@ -507,8 +507,8 @@ class _Base(BodyLimitMixin, JSONErrorsMixin, RequestHandler):
             if self.body_too_large:
                 raise HTTPError(413, self.too_large_reason())
             doc = json.loads(self.body or b"{}")
-        except ValueError:
-            raise HTTPError(400, "the body is not JSON") from None
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+            raise HTTPError(400, "the body is not JSON (or nested too deep)") from None
         if not isinstance(doc, dict):
             raise HTTPError(400, "the body must be a JSON object")
         return doc
@@ -586,9 +586,14 @@ class ReplayHandler(_Base):
 
     def post(self) -> None:
         ids = self.body_json().get("ids")
-        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+        if ids is not None and not (isinstance(ids, list) and all(_is_row_id(i) for i in ids)):
             raise HTTPError(400, "ids must be a list of message ids (integers)")
         self.send({"replayed": self.provider.replay(ids)})
+
+
+def _is_row_id(value: Any) -> bool:
+    # Not bool (True is an int in Python), and small enough for SQLite's 64 bits.
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
 def _message_doc(m: Message) -> dict:

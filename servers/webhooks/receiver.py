@@ -114,6 +114,9 @@ class Receiver:
         # Re-entrant: a handler run during processing may read the counters.
         self._lock = threading.RLock()
         self.inbox = Inbox(inbox_path or ":memory:", keep_ids_s, max_ids, clock)
+        # Kept in step with the file (read once, +1 per commit) so the
+        # counters notebooks poll do not scan the table every time.
+        self._processed_once = self.inbox.processed_distinct()
         self.refused: Counter[str] = Counter()  # reason kind -> count
         self.requests = 0
         self.duplicates_absorbed = 0
@@ -179,12 +182,15 @@ class Receiver:
 
     @property
     def processed_once(self) -> int:
-        return len(self.processed)
+        """Messages whose work was committed (once or more)."""
+        with self._lock:
+            return self._processed_once
 
     @property
     def processed_twice(self) -> int:
-        """Messages whose work ran more than once: must stay 0."""
-        return sum(1 for n in self.processed.values() if n > 1)
+        """Messages whose work was committed more than once: must stay 0."""
+        with self._lock:
+            return self.inbox.processed_more_than_once()
 
     @property
     def pending(self) -> int:
@@ -194,11 +200,10 @@ class Receiver:
 
     def summary(self) -> dict[str, Any]:
         with self._lock:
-            processed = self.inbox.processed_counts()
             return {
                 "requests": self.requests,
-                "processed": len(processed),
-                "processed twice": sum(1 for n in processed.values() if n > 1),
+                "processed": self._processed_once,
+                "processed twice": self.inbox.processed_more_than_once(),
                 "pending": self.inbox.counts()["pending"],
                 "duplicates absorbed": self.duplicates_absorbed,
                 "refused": sum(self.refused.values()),
@@ -249,7 +254,10 @@ class Receiver:
             self.inbox.begin()
             try:
                 self.process(msg_id, doc)
-            except Exception as exc:  # the app's bug or outage: retry, never absorb
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # interrupted: undo, and let it go on
+                    self.inbox.db.execute("ROLLBACK")
+                    raise  # the app's bug or outage: retry, never absorb
                 delay = RETRY_S[min(attempts, len(RETRY_S) - 1)]
                 error = f"{type(exc).__name__}: {exc}"
                 self.inbox.rollback_and_retry_later(msg_id, error, delay)
@@ -257,6 +265,7 @@ class Receiver:
                 failed = True
             else:
                 self.inbox.mark_processed_and_commit(msg_id)
+                self._processed_once += 1  # status was pending: a first processing
                 failed = False
             receipt = self._acked.pop(msg_id, None) if not failed else self._acked.get(msg_id)
         self._after_processing(msg_id, doc, receipt, error if failed else None)
@@ -294,7 +303,11 @@ class Receiver:
     def wake_worker(self) -> None:
         """Any thread: tell the worker there is something to process."""
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
+        if loop is None or wake is None or loop.is_closed():
+            return
+        if _running_loop() is loop:
+            wake.set()  # the handler's case: no cross-thread wake-up needed
+        else:
             loop.call_soon_threadsafe(wake.set)
 
     def _start_worker(self) -> None:
@@ -318,6 +331,13 @@ class Receiver:
                 await asyncio.wait_for(wake.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 WEBHOOK_HEADERS = (
@@ -389,7 +409,7 @@ class WebhookHandler(BodyLimitMixin, RequestHandler):
             return self.refuse(exc.status, kind, exc.reason)
         try:
             doc = json.loads(body)  # parsed only now, after the signature held
-        except ValueError:
+        except (ValueError, RecursionError):
             return self.refuse(400, "not JSON", "the body is not valid JSON")
         if not isinstance(doc, dict):
             return self.refuse(400, "not JSON", "the body must be a JSON object")
