@@ -642,9 +642,13 @@ class SayHandler(JSONErrorsMixin, RequestHandler):
             )
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from None
-        # Past this Tornado stops reading (chunked bodies included) and closes.
-        self.request.connection.set_max_body_size(SAY_DRAIN_MAX)
-        if declared > SAY_DRAIN_MAX:
+        # Past this Tornado stops reading (chunked bodies included) and
+        # closes. Never above the server's own limit, if it has a lower one.
+        server_limit = getattr(self.request.connection, "params", None)
+        server_limit = getattr(server_limit, "max_body_size", None) or SAY_DRAIN_MAX
+        drain_max = min(SAY_DRAIN_MAX, server_limit)
+        self.request.connection.set_max_body_size(drain_max)
+        if declared > drain_max:
             raise HTTPError(413, self._too_big_reason())
 
     def data_received(self, chunk: bytes) -> None:
