@@ -14,8 +14,8 @@ Client -> server (JSON text frames)::
 
 ``text`` is a non-blank string of at most ``max_text`` characters, ``ref``
 (optional) a string of at most 64, ``after`` a whole number written as
-digits (``0.9``, ``true``, ``Infinity`` and ``"5"`` are refused, not read
-as 0, 1 or a crash). ``POST /room/say`` with ``{"text": ..., "ref": ...}``
+digits (``0.9``, ``true`` and ``Infinity`` are refused, not read as 0, 1
+or a crash). ``POST /room/say`` with ``{"text": ..., "ref": ...}``
 goes through the very same checks (``validate_say``), the same size limit
 and a rate limit per user.
 
@@ -685,9 +685,16 @@ class SayHandler(JSONErrorsMixin, RequestHandler):
     def _authenticate(self) -> str:
         auth = self.request.headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
-        if token not in self.options["tokens"]:
-            raise HTTPError(401 if not token else 403, "missing or unknown token")
-        return self.options["tokens"][token]
+        if not token:
+            raise HTTPError(401, "missing token: send Authorization: Bearer <token>")
+        # In constant time, as the WebSocket handshake compares it.
+        user = None
+        for known, name in self.options["tokens"].items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                user = name
+        if user is None:
+            raise HTTPError(403, "unknown token")
+        return user
 
     def _bucket(self, user: str) -> TokenBucket:
         """The user's rate limit, shared by all their requests (the tokens
