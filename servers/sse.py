@@ -85,7 +85,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 def _field(name: str, value: str) -> str:
     """One ``name: value`` line. A CR or LF in the value would end the line
-    and start a field of the sender's choosing (``"x\nid: 999"`` forges an
+    and start a field of the sender's choosing (``"x\\nid: 999"`` forges an
     event id): refused, never escaped or stripped, since no right value
     holds one."""
     if "\r" in value or "\n" in value:
@@ -101,7 +101,7 @@ def format_event(
 ) -> str:
     """One SSE block. ``data`` may hold line breaks (CRLF, LF or CR): each
     line becomes its own ``data:`` line, and the client joins them back
-    with ``\n``. ``event``, ``id`` and ``retry`` must each be one line:
+    with ``\\n``. ``event``, ``id`` and ``retry`` must each be one line:
     ``ValueError`` otherwise."""
     lines = []
     if id is not None:
