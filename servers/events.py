@@ -203,10 +203,17 @@ class EncodedCache:
     """Each event encoded once per format, however many subscribers it goes
     to: with 1,000 subscribers, encoding per subscriber would cost 1,000
     ``json.dumps`` per event. One per server, used on its loop thread only
-    (the streaming formats and the WebSocket room's frames)."""
+    (the streaming formats and the WebSocket room's frames).
 
-    def __init__(self, size: int = 4096) -> None:
+    Bounded by count (``size``) and by bytes (``max_bytes``): 4,096 cached
+    one-megabyte frames would be 4 GiB, and each entry keeps its event
+    alive. An entry that falls out is simply encoded again if needed.
+    """
+
+    def __init__(self, size: int = 4096, max_bytes: int = 8 * 1024 * 1024) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._items: OrderedDict[tuple, tuple[Event, bytes]] = OrderedDict()
 
     def get(self, event: Event, fmt: Hashable, encode: Callable[[Event], bytes]) -> bytes:
@@ -215,7 +222,10 @@ class EncodedCache:
         if hit is not None and hit[0] is event:  # the event itself is kept: ids are not reused
             return hit[1]
         data = encode(event)
+        if hit is not None:  # a dead event's entry under a reused id
+            self.bytes -= len(hit[1])
         self._items[key] = (event, data)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+        self.bytes += len(data)
+        while len(self._items) > self.size or self.bytes > self.max_bytes:
+            self.bytes -= len(self._items.popitem(last=False)[1][1])
         return data

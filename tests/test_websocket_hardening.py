@@ -13,8 +13,11 @@ import psutil
 import pytest
 import requests
 
+from lab.recorder import ArrivalRecorder
+from lab.ws_client import RoomClient
 from lab.ws_wire import RawWebSocket, parse_close
 from servers import websocket as room
+from servers.events import EncodedCache, Event
 from servers.hub import LOG_MAX_BYTES
 from servers.runtime import ServerThread
 
@@ -221,3 +224,40 @@ def test_the_room_log_is_bounded_in_bytes_and_a_resume_gets_a_resync(server):
     assert next_json(raw)["type"] == "room.welcome"
     notice = next_json(raw)
     assert notice["type"] == "room.resync" and notice["missed"][0] == 2
+
+
+def test_big_events_broadcast_to_members_do_not_pile_up_in_the_frame_cache():
+    # The room keeps each event's frame to send it once-built to every member;
+    # that cache held 4,096 frames (and their events) whatever their size.
+    s = start()
+    member = RoomClient(f"{s.ws_url}/ws/room", recorder=ArrivalRecorder("member", 1))
+    try:
+        member.start()
+        assert member.wait_connected()
+        for i in range(20):  # distinct payloads, as 20 different messages would be
+            last = s.publish("chat.message", {"n": i, "text": str(i % 10) * 1_000_000})
+        assert member.recorder.wait_for(last.seq, timeout=30)
+        assert member.recorder.lost(last.seq) == 0
+        frames = s.call(lambda: s.hub.room_stats.frames)
+        held = s.call(lambda: sum(len(frame) for _, frame in frames._items.values()))
+        assert held == frames.bytes <= frames.max_bytes == 8 * 2**20
+    finally:
+        member.stop()
+        s.stop()
+
+
+def test_encoded_cache_is_bounded_in_bytes_and_still_encodes_once():
+    cache = EncodedCache(size=100, max_bytes=10_000)
+    events = [Event(i, "t", {"pad": "x" * 3000}) for i in range(10)]
+    calls = []
+
+    def encode(event):
+        calls.append(event.seq)
+        return event.to_json().encode()
+
+    for event in events:
+        assert cache.get(event, "f", encode) == cache.get(event, "f", encode)
+    assert calls == list(range(10))  # once each, however many readers
+    assert cache.bytes <= 10_000 and len(cache._items) == 3
+    cache.get(events[0], "f", encode)  # fell out: encoded again, not lost
+    assert calls[-1] == 0
