@@ -170,7 +170,9 @@ class StreamAuth:
         if len(parts) != 3:
             raise PermissionError("malformed token")
         user, expires, signature = parts
-        if not hmac.compare_digest(signature, self._sign(f"{user}.{expires}")):
+        # As bytes: compare_digest refuses (TypeError) a str with non-ASCII.
+        expected = self._sign(f"{user}.{expires}").encode()
+        if not hmac.compare_digest(signature.encode(), expected):
             raise PermissionError("bad token signature")
         try:
             expired = parse_number(expires, "expires") < (now or time.time())

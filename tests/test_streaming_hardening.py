@@ -152,3 +152,13 @@ def test_user_in_the_url_is_checked_too(server):
         f"{server.url}/stream/token?user=a%20b", data={"password": PASSWORD}, timeout=5
     )
     assert resp.status_code == 400 and "user" in resp.json()["error"]  # was a 500
+
+
+@pytest.mark.parametrize("forged", ["ada.1.%C3%A9", "ada.1.%C2%B2"])
+def test_forged_stream_tokens_get_a_401_never_a_500(server, forged):
+    url = f"{server.url}/stream/sse/private"
+    resp = requests.get(f"{url}?token={forged}", timeout=5)
+    assert resp.status_code == 401 and resp.json()["error"], resp.text
+    # and the same as a cookie (a non-ASCII signature crashed hmac.compare_digest)
+    resp = requests.get(url, cookies={"stream_session": unquote(forged)}, timeout=5)
+    assert resp.status_code == 401 and resp.json()["error"], resp.text
