@@ -263,11 +263,17 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
     def encode(self, event: Event) -> bytes:
         indent = 2 if self.pretty else None
         separators = None if self.pretty else (",", ":")
-        # text/event-stream is always UTF-8: no need to escape non-ASCII.
-        text = json.dumps(
-            self.public_payload(event), indent=indent, separators=separators, ensure_ascii=False
-        )
-        return format_event(text, event=event.type, id=event.seq).encode()
+        data = self.public_payload(event)
+        # text/event-stream is always UTF-8: no need to escape non-ASCII...
+        text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=False)
+        try:
+            block = format_event(text, event=event.type, id=event.seq).encode()
+        except UnicodeEncodeError:
+            # ...unless a string holds a lone surrogate ("\ud800"), which
+            # has no UTF-8 form: escaped as JSON does by default, it arrives.
+            text = json.dumps(data, indent=indent, separators=separators)
+            block = format_event(text, event=event.type, id=event.seq).encode()
+        return block
 
     def write_event(self, event: Event) -> None:
         # Encoded once per event (and format), shared by every subscriber.

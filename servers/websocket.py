@@ -302,13 +302,27 @@ def validate_say(data: dict[str, Any], options: dict[str, Any], sender: str) -> 
         raise MessageError('"say" needs a non-empty "text" string')
     if len(text) > options["max_text"]:
         raise MessageError(f"text longer than {options['max_text']} characters")
+    _check_unicode("text", text)
     payload = {"from": sender, "text": text}
     if "ref" in data:
         ref = data["ref"]
         if not isinstance(ref, str) or len(ref) > MAX_REF:
             raise MessageError(f'"ref" must be a string of at most {MAX_REF} characters')
+        _check_unicode("ref", ref)
         payload["ref"] = ref
     return payload
+
+
+def _check_unicode(name: str, value: str) -> None:
+    """JSON's ``"\\ud800"`` decodes to a lone surrogate, which has no UTF-8
+    form: every UTF-8 transport (an SSE stream, a browser's text frame)
+    would fail on it. ``isascii()`` is a flag check, so chat lines in plain
+    ASCII cost nothing here."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MessageError(f"{name} is not valid Unicode (a lone surrogate)") from None
 
 
 class RoomStats:

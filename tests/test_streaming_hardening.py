@@ -162,3 +162,15 @@ def test_forged_stream_tokens_get_a_401_never_a_500(server, forged):
     # and the same as a cookie (a non-ASCII signature crashed hmac.compare_digest)
     resp = requests.get(url, cookies={"stream_session": unquote(forged)}, timeout=5)
     assert resp.status_code == 401 and resp.json()["error"], resp.text
+
+
+def test_an_event_holding_a_lone_surrogate_still_reaches_sse_clients(server):
+    # "\ud800" has no UTF-8 form: JSON carries it escaped; the stream goes on.
+    server.publish("odd", {"text": "\ud800"})
+    server.publish("next", {})
+    view = WireView(
+        raw_request(server.url, "/stream/sse?lastEventId=5&limit=2", until=b"0\r\n\r\n")
+    )
+    events = parse(view.body).events
+    assert [e.type for e in events] == ["odd", "next"]
+    assert json.loads(events[0].data)["payload"]["text"] == "\ud800"
