@@ -448,7 +448,11 @@ class RoomHandler(WebSocketHandler):
         # loop turn per event), put it straight into this client's outbox.
         self.subscription.offer = self._enqueue  # type: ignore[method-assign]
         self._queue({"type": "room.welcome", "user": self.user, "last_seq": self.hub.log.last_seq})
-        raw = self.get_query_argument("after", None)
+        try:
+            raw = self.get_query_argument("after", None)
+        except HTTPError as exc:  # not UTF-8: after the upgrade, no 400 can be sent
+            self._error(f"cannot resume: {exc.log_message}")
+            return
         if raw is not None:
             self._resume(raw)
 

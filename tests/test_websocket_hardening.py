@@ -101,6 +101,14 @@ def test_resume_from_the_query_string_is_strict_too(server):
     assert next_json(raw)["payload"]["text"] == "one"
 
 
+def test_an_after_that_is_not_utf8_gets_room_error_not_a_cut_socket(server):
+    raw = RawWebSocket(f"{server.ws_url}/ws/room?token=demo&after=%FF")
+    assert next_json(raw)["type"] == "room.welcome"
+    error = next_json(raw, timeout=2)  # was: the socket cut without a close frame
+    assert error["type"] == "room.error" and "cannot resume" in error["error"]
+    still_works(server, raw)
+
+
 def test_an_unexpected_failure_closes_with_1011_and_a_close_frame(server, monkeypatch):
     def broken(data, options, sender):
         raise KeyError("a bug, not bad input")
