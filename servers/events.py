@@ -16,7 +16,6 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 
@@ -86,18 +85,21 @@ class Event:
             "sent_ns": self.sent_ns,
         }
 
-    def to_json(self) -> str:
-        return self.json
+    # The compact JSON, once encoded (not a dataclass field: no annotation).
+    _json = None
 
-    @cached_property
-    def json(self) -> str:
-        """The event as compact JSON, encoded once and kept: the log sizes
-        it and the WebSocket room frames it, one encode for both. Compact
-        separators, so bytes-on-the-wire figures are not inflated by
+    def to_json(self) -> str:
+        """The event as compact JSON, encoded once and kept: the log sizes it,
+        the WebSocket room frames it and NDJSON sends it, one encode for all.
+        Compact separators, so bytes-on-the-wire figures are not inflated by
         pretty-printing; ASCII only, so its length is its size in bytes."""
-        # cached_property writes to the instance __dict__, which a frozen
-        # dataclass allows; equality still compares the fields only.
-        return compact_json(self.to_dict())
+        text = self._json
+        if text is None:
+            text = compact_json(self.to_dict())
+            # Frozen dataclass: set the cache past __setattr__. Equality,
+            # hashing and repr still use the fields only.
+            object.__setattr__(self, "_json", text)
+        return text
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
@@ -120,7 +122,7 @@ class EventLog:
     """Numbers events and keeps the last ``capacity`` of them for replay.
 
     With ``max_bytes`` it also keeps at most that many bytes of encoded
-    events (``Event.json``), evicting the oldest first: a count alone does
+    events (``Event.to_json()``), evicting the oldest first: a count alone does
     not bound memory when one event may be a megabyte. An evicted event is
     gone like one that fell out by count: ``since()`` reports it as missed.
 
@@ -164,7 +166,7 @@ class EventLog:
             if self.max_bytes is not None:
                 # Encoded here, under the lock, once: every later to_json()
                 # (the room's frame, polling) reuses it.
-                self._bytes += len(event.json)
+                self._bytes += len(event.to_json())
                 while self._bytes > self.max_bytes and self._events:
                     self._evict_oldest()
             return event
@@ -172,7 +174,7 @@ class EventLog:
     def _evict_oldest(self) -> None:
         gone = self._events.popleft()
         if self.max_bytes is not None:
-            self._bytes -= len(gone.json)
+            self._bytes -= len(gone.to_json())
 
     def since(self, seq: int) -> tuple[list[Event], bool]:
         """Events after ``seq``, and whether some of them are already gone.
@@ -201,10 +203,17 @@ class EncodedCache:
     """Each event encoded once per format, however many subscribers it goes
     to: with 1,000 subscribers, encoding per subscriber would cost 1,000
     ``json.dumps`` per event. One per server, used on its loop thread only
-    (the streaming formats and the WebSocket room's frames)."""
+    (the streaming formats and the WebSocket room's frames).
 
-    def __init__(self, size: int = 4096) -> None:
+    Bounded by count (``size``) and by bytes (``max_bytes``): 4,096 cached
+    one-megabyte frames would be 4 GiB, and each entry keeps its event
+    alive. An entry that falls out is simply encoded again if needed.
+    """
+
+    def __init__(self, size: int = 4096, max_bytes: int = 8 * 1024 * 1024) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._items: OrderedDict[tuple, tuple[Event, bytes]] = OrderedDict()
 
     def get(self, event: Event, fmt: Hashable, encode: Callable[[Event], bytes]) -> bytes:
@@ -213,7 +222,10 @@ class EncodedCache:
         if hit is not None and hit[0] is event:  # the event itself is kept: ids are not reused
             return hit[1]
         data = encode(event)
+        if hit is not None:  # a dead event's entry under a reused id
+            self.bytes -= len(hit[1])
         self._items[key] = (event, data)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+        self.bytes += len(data)
+        while len(self._items) > self.size or self.bytes > self.max_bytes:
+            self.bytes -= len(self._items.popitem(last=False)[1][1])
         return data

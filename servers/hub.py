@@ -79,7 +79,11 @@ class Subscription:
 
 
 class EventHub:
-    """Numbers events, keeps them for replay and fans them out on one loop."""
+    """Numbers events, keeps them for replay and fans them out on one loop.
+
+    The replay log keeps the last ``capacity`` events and at most
+    ``max_bytes`` of them encoded (``None``: no byte bound).
+    """
 
     def __init__(
         self, capacity: int = 1000, queue_size: int = 1000, max_bytes: int | None = LOG_MAX_BYTES

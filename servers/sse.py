@@ -85,7 +85,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 def _field(name: str, value: str) -> str:
     """One ``name: value`` line. A CR or LF in the value would end the line
-    and start a field of the sender's choosing (``"x\nid: 999"`` forges an
+    and start a field of the sender's choosing (``"x\\nid: 999"`` forges an
     event id): refused, never escaped or stripped, since no right value
     holds one."""
     if "\r" in value or "\n" in value:
@@ -101,7 +101,7 @@ def format_event(
 ) -> str:
     """One SSE block. ``data`` may hold line breaks (CRLF, LF or CR): each
     line becomes its own ``data:`` line, and the client joins them back
-    with ``\n``. ``event``, ``id`` and ``retry`` must each be one line:
+    with ``\\n``. ``event``, ``id`` and ``retry`` must each be one line:
     ``ValueError`` otherwise."""
     lines = []
     if id is not None:
@@ -170,7 +170,9 @@ class StreamAuth:
         if len(parts) != 3:
             raise PermissionError("malformed token")
         user, expires, signature = parts
-        if not hmac.compare_digest(signature, self._sign(f"{user}.{expires}")):
+        # As bytes: compare_digest refuses (TypeError) a str with non-ASCII.
+        expected = self._sign(f"{user}.{expires}").encode()
+        if not hmac.compare_digest(signature.encode(), expected):
             raise PermissionError("bad token signature")
         try:
             expired = parse_number(expires, "expires") < (now or time.time())
@@ -261,11 +263,17 @@ class SSEHandler(JSONErrorsMixin, RequestHandler):
     def encode(self, event: Event) -> bytes:
         indent = 2 if self.pretty else None
         separators = None if self.pretty else (",", ":")
-        # text/event-stream is always UTF-8: no need to escape non-ASCII.
-        text = json.dumps(
-            self.public_payload(event), indent=indent, separators=separators, ensure_ascii=False
-        )
-        return format_event(text, event=event.type, id=event.seq).encode()
+        data = self.public_payload(event)
+        # text/event-stream is always UTF-8: no need to escape non-ASCII...
+        text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=False)
+        try:
+            block = format_event(text, event=event.type, id=event.seq).encode()
+        except UnicodeEncodeError:
+            # ...unless a string holds a lone surrogate ("\ud800"), which
+            # has no UTF-8 form: escaped as JSON does by default, it arrives.
+            text = json.dumps(data, indent=indent, separators=separators)
+            block = format_event(text, event=event.type, id=event.seq).encode()
+        return block
 
     def write_event(self, event: Event) -> None:
         # Encoded once per event (and format), shared by every subscriber.

@@ -14,8 +14,8 @@ Client -> server (JSON text frames)::
 
 ``text`` is a non-blank string of at most ``max_text`` characters, ``ref``
 (optional) a string of at most 64, ``after`` a whole number written as
-digits (``0.9``, ``true``, ``Infinity`` and ``"5"`` are refused, not read
-as 0, 1 or a crash). ``POST /room/say`` with ``{"text": ..., "ref": ...}``
+digits (``0.9``, ``true`` and ``Infinity`` are refused, not read as 0, 1
+or a crash). ``POST /room/say`` with ``{"text": ..., "ref": ...}``
 goes through the very same checks (``validate_say``), the same size limit
 and a rate limit per user.
 
@@ -372,13 +372,27 @@ def validate_say(data: dict[str, Any], options: dict[str, Any], sender: str) -> 
         raise MessageError('"say" needs a non-empty "text" string')
     if len(text) > options["max_text"]:
         raise MessageError(f"text longer than {options['max_text']} characters")
+    _check_unicode("text", text)
     payload = {"from": sender, "text": text}
     if "ref" in data:
         ref = data["ref"]
         if not isinstance(ref, str) or len(ref) > MAX_REF:
             raise MessageError(f'"ref" must be a string of at most {MAX_REF} characters')
+        _check_unicode("ref", ref)
         payload["ref"] = ref
     return payload
+
+
+def _check_unicode(name: str, value: str) -> None:
+    """JSON's ``"\\ud800"`` decodes to a lone surrogate, which has no UTF-8
+    form: every UTF-8 transport (an SSE stream, a browser's text frame)
+    would fail on it. ``isascii()`` is a flag check, so chat lines in plain
+    ASCII cost nothing here."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MessageError(f"{name} is not valid Unicode (a lone surrogate)") from None
 
 
 class RoomStats:
@@ -514,7 +528,11 @@ class RoomHandler(WebSocketHandler):
         # loop turn per event), put it straight into this client's outbox.
         self.subscription.offer = self._enqueue  # type: ignore[method-assign]
         self._queue({"type": "room.welcome", "user": self.user, "last_seq": self.hub.log.last_seq})
-        raw = self.get_query_argument("after", None)
+        try:
+            raw = self.get_query_argument("after", None)
+        except HTTPError as exc:  # not UTF-8: after the upgrade, no 400 can be sent
+            self._error(f"cannot resume: {exc.log_message}")
+            return
         if raw is not None:
             self._resume(raw)
 
@@ -722,9 +740,13 @@ class SayHandler(JSONErrorsMixin, RequestHandler):
             )
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from None
-        # Past this Tornado stops reading (chunked bodies included) and closes.
-        self.request.connection.set_max_body_size(SAY_DRAIN_MAX)
-        if declared > SAY_DRAIN_MAX:
+        # Past this Tornado stops reading (chunked bodies included) and
+        # closes. Never above the server's own limit, if it has a lower one.
+        server_limit = getattr(self.request.connection, "params", None)
+        server_limit = getattr(server_limit, "max_body_size", None) or SAY_DRAIN_MAX
+        drain_max = min(SAY_DRAIN_MAX, server_limit)
+        self.request.connection.set_max_body_size(drain_max)
+        if declared > drain_max:
             raise HTTPError(413, self._too_big_reason())
 
     def data_received(self, chunk: bytes) -> None:
@@ -761,9 +783,16 @@ class SayHandler(JSONErrorsMixin, RequestHandler):
     def _authenticate(self) -> str:
         auth = self.request.headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
-        if token not in self.options["tokens"]:
-            raise HTTPError(401 if not token else 403, "missing or unknown token")
-        return self.options["tokens"][token]
+        if not token:
+            raise HTTPError(401, "missing token: send Authorization: Bearer <token>")
+        # In constant time, as the WebSocket handshake compares it.
+        user = None
+        for known, name in self.options["tokens"].items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                user = name
+        if user is None:
+            raise HTTPError(403, "unknown token")
+        return user
 
     def _bucket(self, user: str) -> TokenBucket:
         """The user's rate limit, shared by all their requests (the tokens

@@ -152,3 +152,25 @@ def test_user_in_the_url_is_checked_too(server):
         f"{server.url}/stream/token?user=a%20b", data={"password": PASSWORD}, timeout=5
     )
     assert resp.status_code == 400 and "user" in resp.json()["error"]  # was a 500
+
+
+@pytest.mark.parametrize("forged", ["ada.1.%C3%A9", "ada.1.%C2%B2"])
+def test_forged_stream_tokens_get_a_401_never_a_500(server, forged):
+    url = f"{server.url}/stream/sse/private"
+    resp = requests.get(f"{url}?token={forged}", timeout=5)
+    assert resp.status_code == 401 and resp.json()["error"], resp.text
+    # and the same as a cookie (a non-ASCII signature crashed hmac.compare_digest)
+    resp = requests.get(url, cookies={"stream_session": unquote(forged)}, timeout=5)
+    assert resp.status_code == 401 and resp.json()["error"], resp.text
+
+
+def test_an_event_holding_a_lone_surrogate_still_reaches_sse_clients(server):
+    # "\ud800" has no UTF-8 form: JSON carries it escaped; the stream goes on.
+    server.publish("odd", {"text": "\ud800"})
+    server.publish("next", {})
+    view = WireView(
+        raw_request(server.url, "/stream/sse?lastEventId=5&limit=2", until=b"0\r\n\r\n")
+    )
+    events = parse(view.body).events
+    assert [e.type for e in events] == ["odd", "next"]
+    assert json.loads(events[0].data)["payload"]["text"] == "\ud800"
