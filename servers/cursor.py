@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .events import Event, EventLog
+
 # 18 digits fit in a signed 64-bit integer; no log here gets near that.
 MAX_DIGITS = 18
 _ASCII_DIGITS = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")
@@ -53,3 +55,47 @@ def parse_number(raw: Any, name: str = "after") -> int:
             reason = "not a sequence number this server sent (ASCII digits 0-9 only)"
         raise CursorError(f"{name}={shown!r}: {reason}")
     return int(raw)
+
+
+# The one name, on every transport, for "some events you asked for are gone".
+RESYNC = "resync"
+
+
+def resync_notice(
+    after: int, last_seq: int, reason: str, missed: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """The one shape every transport uses to tell a client it cannot get everything.
+
+    ``after``: the client's cursor; ``missed``: the inclusive range of events
+    it will never get from this server (None when it was cut off for being
+    too slow and can still catch up from ``after``); ``last_seq``: where the
+    server is now. A client that gets one with ``missed`` should reload its
+    state (e.g. fetch a snapshot) and go on from the replay that follows.
+    """
+    return {
+        "type": RESYNC,
+        "after": after,
+        "missed": list(missed) if missed else None,
+        "last_seq": last_seq,
+        "reason": reason,
+    }
+
+
+def resolve(log: EventLog, after: int) -> tuple[list[Event], dict[str, Any] | None]:
+    """What a client that has everything up to ``after`` gets next.
+
+    Returns ``(replay, notice)``: the events after ``after`` still in the
+    log, and, when some it missed have already fallen out of the log, the
+    resync notice to send before them (else None). A cursor beyond the last
+    event (one this server never handed out) raises ``CursorError``.
+    """
+    try:
+        replay, truncated = log.since(after)
+    except ValueError as exc:  # in the future
+        raise CursorError(str(exc)) from None
+    if not truncated:
+        return replay, None
+    oldest = replay[0].seq if replay else log.last_seq + 1
+    gone = (after + 1, oldest - 1)
+    reason = f"the log no longer holds events {gone[0]}..{gone[1]}"
+    return replay, resync_notice(after, log.last_seq, reason, missed=gone)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from servers.cursor import MAX_DIGITS, CursorError, parse_number
+from servers.cursor import MAX_DIGITS, RESYNC, CursorError, parse_number, resolve
 from servers.events import EventLog, check_event_type
 
 
@@ -47,3 +47,34 @@ def test_event_types_that_could_forge_a_field_are_refused_where_events_are_made(
     with pytest.raises(ValueError):
         log.append(bad)
     assert log.last_seq == 0  # nothing was numbered
+
+
+def test_resolve_replays_what_is_still_there():
+    log = EventLog(capacity=3)
+    for _ in range(5):
+        log.append("tick")
+    replay, notice = resolve(log, 3)
+    assert [e.seq for e in replay] == [4, 5] and notice is None
+    assert resolve(log, 5) == ([], None)
+
+
+def test_resolve_says_which_events_are_gone():
+    log = EventLog(capacity=3)
+    for _ in range(6):
+        log.append("tick")
+    replay, notice = resolve(log, 1)
+    assert [e.seq for e in replay] == [4, 5, 6]
+    assert notice == {
+        "type": RESYNC,
+        "after": 1,
+        "missed": [2, 3],
+        "last_seq": 6,
+        "reason": "the log no longer holds events 2..3",
+    }
+
+
+def test_resolve_refuses_a_cursor_from_the_future():
+    log = EventLog()
+    log.append("tick")
+    with pytest.raises(CursorError, match="future"):
+        resolve(log, 2)
