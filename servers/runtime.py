@@ -306,6 +306,18 @@ class ServerThread:
             raise RuntimeError(f"server {self.name!r} did not stop within {timeout} s")
         self._thread = None
 
+    @property
+    def state(self) -> Any:
+        """The transport's own state (its counters, its registrations...).
+
+        The one way in from the kernel: each transport's ``make_app`` passes
+        its state object as ``Application(..., state=obj)``. Read or change
+        what is not thread-safe through ``call``.
+        """
+        if self.app is None:
+            raise ServerStoppedError(f"server {self.name!r} has not been started")
+        return self.app.settings.get("state")
+
     def publish(self, type: str, payload: dict[str, Any] | None = None) -> Event:
         """Publish one event to every connected client. Any thread."""
         return self.hub.publish(type, payload)

@@ -269,3 +269,21 @@ def test_shutdown_hooks_run_on_the_loop():
     server.add_shutdown_hook(lambda: ran.append(threading.current_thread().name))
     server.stop()
     assert ran == ["server-server"]
+
+
+def test_state_is_what_the_app_was_given():
+    marker = object()
+    server = ServerThread(lambda hub: Application([], state=marker), name="state-test")
+    with pytest.raises(ServerStoppedError):
+        server.state  # noqa: B018 (the property raises before a start)
+    server.start()
+    try:
+        assert server.state is marker
+    finally:
+        server.stop()
+
+
+def test_close_codes_compare_equal_to_their_numbers():
+    from servers.close_codes import CloseCode
+
+    assert CloseCode.TRY_AGAIN_LATER == 1013 and CloseCode(1009) is CloseCode.MESSAGE_TOO_BIG
