@@ -31,6 +31,19 @@ teaching room of notebook 02 and the feed of notebook 03:
    channel and SUBSCRIBEs to it, and fans out locally what it hears, so an
    event published on server A reaches the clients of server B.
 
+3. **What a client that stops reading costs: at most a budget.** A write
+   that the kernel cannot take waits in the connection's buffer in the
+   server. Unbounded, one client that never reads keeps every event sent to
+   it, and the server's memory grows with each broadcast. Each connection
+   here may have at most ``max_pending_bytes`` (default 1 MiB) handed to it
+   and not yet flushed; past that it is a **slow consumer**: it gets a
+   ``_slow_consumer`` notice, then a WebSocket is closed with 1013 ("try
+   again later") and an SSE stream ends (a client that does not take even
+   that within ``SLOW_READER_GRACE_S`` is disconnected). The client
+   reconnects with its last seq and catches up from the log; everyone
+   else's fan-out never waits for it. The same policy as the room of notebook 02 and the streams of
+   notebook 03, counted in bytes here because one event can be large.
+
 Resume. Every event carries a sequence number and each process keeps a
 bounded log; a client reconnecting with ``?last_seq=N`` (WebSocket) or
 ``Last-Event-ID: N`` (SSE) first gets what it missed. Across processes this
@@ -60,6 +73,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from tornado.iostream import StreamClosedError
@@ -73,6 +87,9 @@ from .wsframes import encode_text_frame, send_bytes
 
 MODES = ("naive", "once")
 DRAIN_CODE = 1001  # RFC 6455 7.4.1: "going away", e.g. a server going down
+SLOW_CODE = 1013  # RFC 6455 7.4.1: "try again later"
+MAX_PENDING_BYTES = 1024 * 1024  # per connection, on top of the kernel's socket buffer
+SLOW_READER_GRACE_S = 5.0  # a cut client that does not take its notice by then is disconnected
 
 
 # -- wire encoding ------------------------------------------------------------
@@ -84,6 +101,50 @@ def sse_text(event: Event) -> str:
 def http_chunk(data: bytes) -> bytes:
     """``data`` framed as one HTTP/1.1 chunk (RFC 9112 7.1)."""
     return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+# -- the slow-consumer budget -------------------------------------------------
+def _retrieve(future: asyncio.Future) -> None:
+    """A write cut off by a close is not an error: read it so nothing logs it."""
+    if not future.cancelled():
+        future.exception()
+
+
+class Outflow:
+    """Bytes handed to one connection that it has not taken yet.
+
+    Tornado keeps what the kernel did not accept in the stream's write
+    buffer, whose size has no public accessor (``_write_buffer`` is private).
+    What it does offer publicly is a Future per write that resolves once
+    every byte written up to then has gone to the kernel. So we count: up by
+    a write's size when it leaves something queued, down when its Future
+    resolves. A replay on resume is counted apart: it is bounded by the log,
+    and only what queues beyond it counts against the client.
+    """
+
+    __slots__ = ("pending", "replay")
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.replay = 0
+
+    def track(self, nbytes: int, future: asyncio.Future | None, replay: bool = False) -> None:
+        if future is None:
+            return  # the kernel took every byte: nothing waits in the server
+        self.pending += nbytes
+        if replay:
+            self.replay += nbytes
+        future.add_done_callback(partial(self._flushed, nbytes, replay))
+
+    def _flushed(self, nbytes: int, replay: bool, future: asyncio.Future) -> None:
+        self.pending -= nbytes
+        if replay:
+            self.replay -= nbytes
+        _retrieve(future)
+
+    @property
+    def beyond_replay(self) -> int:
+        return self.pending - self.replay
 
 
 # -- the log that makes resume possible --------------------------------------
@@ -221,10 +282,19 @@ class RedisBackplane:
 class Broadcaster:
     """Every connection of this process, and how an event reaches them all."""
 
-    def __init__(self, hub: EventHub, backplane: Any = None, mode: str = "once") -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        backplane: Any = None,
+        mode: str = "once",
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+    ) -> None:
         self.hub = hub
         self.backplane = backplane or InMemoryBackplane()
         self.set_mode(mode)
+        # Read on every write, so a notebook cell may change it live.
+        self.max_pending_bytes = max_pending_bytes
+        self.slow_consumers = 0
         self.log = SeqLog()
         self.ws: set[FanoutWebSocket] = set()
         self.sse: set[FanoutSSE] = set()
@@ -288,17 +358,33 @@ class Broadcaster:
         self.fanouts.append(record)
         del self.fanouts[:-1000]
 
+    def _too_slow(self, handler: FanoutWebSocket | FanoutSSE) -> bool:
+        """The slow-consumer policy, checked before each write: a connection
+        with more than ``max_pending_bytes`` still unsent is cut (it may go
+        over by one event, never more)."""
+        if handler.outflow.beyond_replay <= self.max_pending_bytes:
+            return False
+        self.slow_consumers += 1
+        handler.cut_slow_consumer(self.max_pending_bytes)
+        return True
+
     def _fan_out_naive(self, event: Event) -> None:
         for handler in list(self.ws):
+            if self._too_slow(handler):
+                continue
             try:
                 # to_json() per client: the encoding work is repeated N times
-                handler.write_message(event.to_json())
+                text = event.to_json()
+                handler.outflow.track(len(text), handler.write_message(text))
             except WebSocketClosedError:
                 self.ws.discard(handler)
         for handler in list(self.sse):
+            if self._too_slow(handler):
+                continue
+            text = sse_text(event)
             try:
-                handler.write(sse_text(event))
-                handler.flush()
+                handler.write(text)
+                handler.outflow.track(len(text), handler.flush())
             except StreamClosedError:
                 self.sse.discard(handler)
 
@@ -307,21 +393,26 @@ class Broadcaster:
         body = sse_text(event).encode("utf-8")
         chunked = http_chunk(body)
         for handler in list(self.ws):
+            if self._too_slow(handler):
+                continue
             conn = handler.ws_connection
             try:
                 if conn is None or conn.is_closing():
                     raise StreamClosedError()
                 if getattr(conn, "_compressor", None) is not None:
-                    handler.write_message(event.to_json())  # per-client bytes
+                    sent = handler.write_message(event.to_json())  # per-client bytes
                 else:
-                    send_bytes(conn.stream, frame)  # the same bytes object for all
+                    sent = send_bytes(conn.stream, frame)  # the same bytes object for all
+                handler.outflow.track(len(frame), sent)
             except (StreamClosedError, WebSocketClosedError):
                 self.ws.discard(handler)
         for handler in list(self.sse):
+            if self._too_slow(handler):
+                continue
             connection = handler.request.connection
             try:
                 data = chunked if getattr(connection, "_chunking_output", False) else body
-                send_bytes(connection.stream, data)
+                handler.outflow.track(len(data), send_bytes(connection.stream, data))
             except StreamClosedError:
                 self.sse.discard(handler)
 
@@ -356,6 +447,8 @@ class Broadcaster:
             "last_seq": self.log.last_seq,
             "delivered_events": self.delivered_events,
             "last_fanout": self.last_fanout,
+            "max_pending_bytes": self.max_pending_bytes,
+            "slow_consumers": self.slow_consumers,
         }
 
 
@@ -381,6 +474,7 @@ class FanoutWebSocket(JSONErrorsMixin, WebSocketHandler):
 
     def initialize(self, broadcaster: Broadcaster) -> None:
         self.b = broadcaster
+        self.outflow = Outflow()
 
     def prepare(self) -> None:
         if self.b.draining:
@@ -398,9 +492,32 @@ class FanoutWebSocket(JSONErrorsMixin, WebSocketHandler):
                     {"type": "_resync", "reason": problem, "last_seq": self.b.log.last_seq}
                 )
             for event in missed:
-                self.write_message(event.to_json())
+                text = event.to_json()
+                self.outflow.track(len(text), self.write_message(text), replay=True)
         # Added after the replay, on the loop thread: nothing can slip between.
         self.b.ws.add(self)
+
+    def cut_slow_consumer(self, limit: int) -> None:
+        """Say why, then close with 1013; the client resumes with ``?last_seq=``.
+        A client that does not even take that within ``SLOW_READER_GRACE_S``
+        is disconnected, which frees what was queued for it."""
+        self.b.ws.discard(self)
+        conn = self.ws_connection
+        if conn is None:
+            return  # already closed: on_close has run or will
+        notice = {
+            "type": "_slow_consumer",
+            "reason": f"more than {limit} bytes waiting for you: "
+            "reconnect with ?last_seq=<the last seq you received>",
+        }
+        try:
+            self.write_message(notice).add_done_callback(_retrieve)
+        except WebSocketClosedError:
+            return
+        self.close(SLOW_CODE, "slow consumer: reconnect and resume")
+        # Tornado would wait 5 s for the client's close frame; the same grace
+        # as SSE keeps one visible number for both.
+        asyncio.get_running_loop().call_later(SLOW_READER_GRACE_S, conn.stream.close)
 
     def on_message(self, message: str | bytes) -> None:
         pass  # one-way fan-out; client messages are ignored
@@ -414,7 +531,9 @@ class FanoutSSE(JSONErrorsMixin, RequestHandler):
 
     def initialize(self, broadcaster: Broadcaster) -> None:
         self.b = broadcaster
+        self.outflow = Outflow()
         self._done: asyncio.Future | None = None
+        self.cut_slow = False
 
     async def get(self) -> None:
         if self.b.draining:
@@ -424,18 +543,44 @@ class FanoutSSE(JSONErrorsMixin, RequestHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         self.write("retry: 500\n\n")
+        replayed = 0
         if resume_from is not None:
             missed, problem = self.b.replay(resume_from)
             if problem:
                 payload = json.dumps({"reason": problem, "last_seq": self.b.log.last_seq})
                 self.write(f"event: _resync\ndata: {payload}\n\n")
             for event in missed:
-                self.write(sse_text(event))
+                text = sse_text(event)
+                self.write(text)
+                replayed += len(text)
         self._done = asyncio.get_running_loop().create_future()
-        self.flush()
+        self.outflow.track(replayed, self.flush(), replay=True)
         self.b.sse.add(self)
         await self._done
         self.b.sse.discard(self)
+        if self.cut_slow:
+            await self._finish_or_drop()
+
+    def cut_slow_consumer(self, limit: int) -> None:
+        """Say why and end the stream; the client resumes with Last-Event-ID."""
+        self.b.sse.discard(self)
+        self.cut_slow = True
+        reason = (
+            f"more than {limit} bytes waiting for you: reconnect with Last-Event-ID (your last id)"
+        )
+        payload = json.dumps({"reason": reason})
+        self.write(f"event: _slow_consumer\ndata: {payload}\n\n")
+        self.end_stream()
+
+    async def _finish_or_drop(self) -> None:
+        """End the response; a reader that does not take even that within
+        ``SLOW_READER_GRACE_S`` is disconnected, so the bytes it left unread
+        do not sit in the server for as long as it keeps the socket open."""
+        finished = asyncio.ensure_future(self.finish())
+        finished.add_done_callback(_retrieve)
+        done, _ = await asyncio.wait({finished}, timeout=SLOW_READER_GRACE_S)
+        if not done:
+            self.request.connection.stream.close()
 
     def end_stream(self) -> None:
         """Drain: finish the response; the client reconnects elsewhere."""
@@ -504,8 +649,13 @@ class DrainHandler(RequestHandler):
         self.finish({"closing": self.b.drain()})
 
 
-def routes(hub: EventHub, backplane: Any = None, mode: str = "once") -> list:
-    b = Broadcaster(hub, backplane, mode)
+def routes(
+    hub: EventHub,
+    backplane: Any = None,
+    mode: str = "once",
+    max_pending_bytes: int = MAX_PENDING_BYTES,
+) -> list:
+    b = Broadcaster(hub, backplane, mode, max_pending_bytes)
     # Awaitable: ``server.call(lambda: b.started)`` returns once subscribed.
     b.started = asyncio.get_running_loop().create_task(b.start())
     kw = {"broadcaster": b}
@@ -519,9 +669,14 @@ def routes(hub: EventHub, backplane: Any = None, mode: str = "once") -> list:
     ]
 
 
-def make_app(hub: EventHub, backplane: Any = None, mode: str = "once") -> Application:
+def make_app(
+    hub: EventHub,
+    backplane: Any = None,
+    mode: str = "once",
+    max_pending_bytes: int = MAX_PENDING_BYTES,
+) -> Application:
     """The app; its ``settings["broadcaster"]`` is the fan-out state."""
-    table = routes(hub, backplane, mode)
+    table = routes(hub, backplane, mode, max_pending_bytes)
     app = Application(table, hub=hub, websocket_max_message_size=64 * 1024)
     b = app.settings["broadcaster"] = table[0][2]["broadcaster"]
 
@@ -554,6 +709,13 @@ def broadcaster_of(server: Any) -> Broadcaster:
 def set_mode(server: Any, mode: str) -> None:
     """Switch an in-process server between "naive" and "once" (on its loop)."""
     server.call(broadcaster_of(server).set_mode, mode)
+
+
+def set_max_pending_bytes(server: Any, limit: int) -> None:
+    """Change the slow-consumer budget of an in-process server, live."""
+    if limit < 1:
+        raise ValueError("max_pending_bytes must be at least 1")
+    server.call(setattr, broadcaster_of(server), "max_pending_bytes", int(limit))
 
 
 def stats(server: Any) -> dict[str, Any]:
