@@ -54,6 +54,12 @@ and logs the same numbers. A client of a crashed server can then resume on
 any survivor. (Numbering per process would make seq 7 on A and seq 7 on B
 different events: resume across processes would silently skip or repeat.)
 
+Input. Event types are checked where events are made or arrive
+(``servers.events.check_event_type``): a type with a CR or LF would end
+SSE's ``event:`` line and forge an ``id:`` of its own. ``POST /publish``
+answers 400; a malformed message from the Redis channel is dropped and
+counted, with a rate-limited log line, and the subscriber keeps listening.
+
 Operations: ``GET /health`` answers 200 with counts while serving and 503
 while draining, for a load balancer's health check; ``POST /drain`` (or
 SIGTERM when run standalone) closes every WebSocket with 1001 "going away"
@@ -67,6 +73,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import threading
@@ -81,7 +88,8 @@ from tornado.web import Application, HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .common import JSONErrorsMixin, parse_cursor
-from .events import Event
+from .cursor import parse_number
+from .events import Event, check_event_type
 from .hub import EventHub
 from .wsframes import encode_text_frame, send_bytes
 
@@ -90,12 +98,32 @@ DRAIN_CODE = 1001  # RFC 6455 7.4.1: "going away", e.g. a server going down
 SLOW_CODE = 1013  # RFC 6455 7.4.1: "try again later"
 MAX_PENDING_BYTES = 1024 * 1024  # per connection, on top of the kernel's socket buffer
 SLOW_READER_GRACE_S = 5.0  # a cut client that does not take its notice by then is disconnected
+DROP_LOG_EVERY_S = 10.0  # at most one log line this often about dropped backplane messages
+
+log = logging.getLogger(__name__)
 
 
 # -- wire encoding ------------------------------------------------------------
+def sse_field(name: str, value: object) -> str:
+    """One ``name: value`` line. Refuses a value holding CR or LF: either
+    would end the line, and what follows would be read as a field of its own
+    (``"x\\nid: 999"`` forges an id and poisons the client's Last-Event-ID)."""
+    text = str(value)
+    if "\r" in text or "\n" in text:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"an SSE {name} field cannot hold CR or LF: {shown!r}")
+    return f"{name}: {text}\n"
+
+
+def sse_event(type: str, data: str, id: int | None = None) -> str:
+    """One SSE block: optional ``id``, ``event``, one ``data`` line, blank line."""
+    head = sse_field("id", id) if id is not None else ""
+    return head + sse_field("event", type) + sse_field("data", data) + "\n"
+
+
 def sse_text(event: Event) -> str:
-    """One SSE event: ``id``, ``event`` and one ``data`` line of JSON."""
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.to_json()}\n\n"
+    """One event: ``id``, ``event`` and one ``data`` line of (compact) JSON."""
+    return sse_event(event.type, event.to_json(), id=event.seq)
 
 
 def http_chunk(data: bytes) -> bytes:
@@ -147,6 +175,27 @@ class Outflow:
         return self.pending - self.replay
 
 
+class DropLog:
+    """Counts malformed messages dropped; logs one line per ``DROP_LOG_EVERY_S``
+    at most, so a flood of junk cannot flood the log too."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._unlogged = 0
+        self._logged_at = float("-inf")
+
+    def drop(self, reason: str) -> None:
+        self.count += 1
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._logged_at >= DROP_LOG_EVERY_S:
+            log.warning(
+                "dropped %d malformed backplane message(s); last: %s", self._unlogged, reason
+            )
+            self._logged_at = now
+            self._unlogged = 0
+
+
 # -- the log that makes resume possible --------------------------------------
 class SeqLog:
     """The last ``capacity`` events, keyed by a sequence number given to us.
@@ -191,6 +240,12 @@ class SeqLog:
 Deliver = Callable[[Event], None]
 
 
+def make_event(seq: int, type: Any, payload: Any, sent_ns: Any) -> Event:
+    """Every event fan-out makes goes through here: the type is checked
+    (``ValueError`` if it could break a transport's framing)."""
+    return Event.from_dict({"seq": seq, "type": type, "payload": payload, "sent_ns": sent_ns})
+
+
 class InMemoryBackplane:
     """One process only: an event reaches the clients connected here."""
 
@@ -199,6 +254,7 @@ class InMemoryBackplane:
     def __init__(self) -> None:
         self._deliver: Deliver | None = None
         self._seq = 0
+        self.dropped = DropLog()  # nothing to drop here: every event is ours
 
     async def start(self, deliver: Deliver) -> int:
         self._deliver = deliver
@@ -206,8 +262,9 @@ class InMemoryBackplane:
 
     async def publish(self, type: str, payload: dict, sent_ns: int, seq: int | None = None) -> int:
         assert self._deliver is not None, "backplane not started"
-        self._seq = seq if seq is not None else self._seq + 1
-        self._deliver(Event(self._seq, type, payload, sent_ns))
+        event = make_event(seq if seq is not None else self._seq + 1, type, payload, sent_ns)
+        self._seq = event.seq
+        self._deliver(event)
         return self._seq
 
     async def close(self) -> None:
@@ -239,6 +296,7 @@ class RedisBackplane:
         self._task: asyncio.Task | None = None
         self._script: Any = None
         self.received = 0
+        self.dropped = DropLog()
 
     async def start(self, deliver: Deliver) -> int:
         import redis.asyncio as aioredis  # optional dependency: only for this backplane
@@ -256,13 +314,35 @@ class RedisBackplane:
         async for message in self._pubsub.listen():
             if message.get("type") != "message":
                 continue
-            raw = message["data"]
-            seq, _, body = raw.partition(b"|")
-            data = json.loads(body)
+            # Anyone who can reach Redis can PUBLISH on the channel: what
+            # arrives is input, checked like any other. A bad message is
+            # dropped; the loop goes on, or this process would go deaf.
+            try:
+                event = self.decode(message["data"])
+            except (ValueError, RecursionError) as exc:
+                self.dropped.drop(str(exc)[:200])
+                continue
             self.received += 1
-            deliver(Event(int(seq), data["type"], data.get("payload") or {}, data["sent_ns"]))
+            deliver(event)
+
+    @staticmethod
+    def decode(raw: bytes) -> Event:
+        """``b"<seq>|<json>"`` as ``_PUBLISH_LUA`` sends it; ``ValueError`` if not."""
+        seq, bar, body = raw.partition(b"|")
+        if not bar:
+            raise ValueError("no '<seq>|' prefix")
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError(f"not a JSON object: {type(data).__name__}")
+        return make_event(
+            parse_number(seq.decode("ascii", "replace"), "seq"),
+            data.get("type"),
+            data.get("payload"),
+            data.get("sent_ns"),
+        )
 
     async def publish(self, type: str, payload: dict, sent_ns: int, seq: int | None = None) -> int:
+        check_event_type(type)  # refused here rather than by every subscriber
         body = json.dumps({"type": type, "payload": payload, "sent_ns": sent_ns})
         return int(await self._script(keys=[self.seq_key, self.channel], args=[body]))
 
@@ -326,7 +406,9 @@ class Broadcaster:
             )
 
     async def publish(self, type: str, payload: dict) -> int:
-        """Publish from a request handler; returns the seq clients will see."""
+        """Publish from a request handler; returns the seq clients will see.
+        ``ValueError`` if ``type`` is not a valid event type."""
+        check_event_type(type)
         if isinstance(self.backplane, InMemoryBackplane):
             return self.hub.publish(type, payload).seq
         return await self.backplane.publish(type, payload, time.monotonic_ns())
@@ -449,6 +531,7 @@ class Broadcaster:
             "last_fanout": self.last_fanout,
             "max_pending_bytes": self.max_pending_bytes,
             "slow_consumers": self.slow_consumers,
+            "dropped": self.backplane.dropped.count,
         }
 
 
@@ -542,13 +625,13 @@ class FanoutSSE(JSONErrorsMixin, RequestHandler):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        self.write("retry: 500\n\n")
+        self.write(sse_field("retry", 500) + "\n")
         replayed = 0
         if resume_from is not None:
             missed, problem = self.b.replay(resume_from)
             if problem:
                 payload = json.dumps({"reason": problem, "last_seq": self.b.log.last_seq})
-                self.write(f"event: _resync\ndata: {payload}\n\n")
+                self.write(sse_event("_resync", payload))
             for event in missed:
                 text = sse_text(event)
                 self.write(text)
@@ -568,8 +651,7 @@ class FanoutSSE(JSONErrorsMixin, RequestHandler):
         reason = (
             f"more than {limit} bytes waiting for you: reconnect with Last-Event-ID (your last id)"
         )
-        payload = json.dumps({"reason": reason})
-        self.write(f"event: _slow_consumer\ndata: {payload}\n\n")
+        self.write(sse_event("_slow_consumer", json.dumps({"reason": reason})))
         self.end_stream()
 
     async def _finish_or_drop(self) -> None:
@@ -617,6 +699,10 @@ class PublishHandler(JSONErrorsMixin, RequestHandler):
             raise HTTPError(400, "body is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             raise HTTPError(400, 'expected {"type": "<string>", "payload": {...}}')
+        try:
+            check_event_type(body["type"])
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
         payload = body.get("payload") or {}
         if not isinstance(payload, dict):
             raise HTTPError(400, "payload must be a JSON object")
