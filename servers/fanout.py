@@ -59,6 +59,8 @@ Input. Event types are checked where events are made or arrive
 SSE's ``event:`` line and forge an ``id:`` of its own. ``POST /publish``
 answers 400; a malformed message from the Redis channel is dropped and
 counted, with a rate-limited log line, and the subscriber keeps listening.
+Resume numbers go through ``servers.cursor.parse_number``: anything but 1 to
+18 ASCII digits is a 400 with the reason.
 
 Operations: ``GET /health`` answers 200 with counts while serving and 503
 while draining, for a load balancer's health check; ``POST /drain`` (or
@@ -87,8 +89,8 @@ from tornado.iostream import StreamClosedError
 from tornado.web import Application, HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from .common import JSONErrorsMixin, parse_cursor
-from .cursor import parse_number
+from .common import JSONErrorsMixin
+from .cursor import CursorError, parse_number
 from .events import Event, check_event_type
 from .hub import EventHub
 from .wsframes import encode_text_frame, send_bytes
@@ -537,19 +539,24 @@ class Broadcaster:
 
 # -- handlers -----------------------------------------------------------------------
 def _last_seq(handler: RequestHandler) -> int | None:
-    """``?last_seq=N`` or SSE's ``Last-Event-ID: N``; 400 if malformed."""
-    header = handler.request.headers.get("Last-Event-ID")
-    if header is not None and handler.get_query_argument("last_seq", None) is None:
-        try:
-            value = int(header)
-        except ValueError:
-            raise HTTPError(400, f"Last-Event-ID {header!r} is not a whole number") from None
-        if value < 0:
-            raise HTTPError(400, f"Last-Event-ID {value} is negative")
-        return value
-    if handler.get_query_argument("last_seq", None) is None:
+    """``?last_seq=N`` (first) or SSE's ``Last-Event-ID: N``; None if neither.
+
+    A number this server handed out: ``servers.cursor.parse_number`` (1 to 18
+    ASCII digits). Anything else, blank included, is a 400 with the reason.
+    A well-formed number beyond the log is not an error: ``replay`` answers
+    it with a resync notice (the server may have restarted).
+    """
+    # strip=False: " 5" (a "+5" sent unencoded) is not a number we handed out.
+    raw = handler.get_query_argument("last_seq", None, strip=False)
+    name = "last_seq"
+    if raw is None:
+        raw, name = handler.request.headers.get("Last-Event-ID"), "Last-Event-ID"
+    if raw is None:
         return None
-    return parse_cursor(handler, "last_seq")
+    try:
+        return parse_number(raw, name)
+    except CursorError as exc:
+        raise HTTPError(400, str(exc)) from None
 
 
 class FanoutWebSocket(JSONErrorsMixin, WebSocketHandler):

@@ -5,9 +5,14 @@ ASCII digits or a 400 with the reason, never a 500."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import os
+import re
+import socket
 import threading
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -135,3 +140,69 @@ def test_bad_messages_from_redis_are_dropped_and_the_subscriber_keeps_going(capl
             r.close()
     assert b"999999" not in reader.data and b"forged" not in reader.data
     assert reader.data.count(b"\nid: ") + reader.data.startswith(b"id: ") == 1
+
+
+# -- item 5: resume numbers ------------------------------------------------------------
+BAD_NUMBERS = ["²", "+5", "٣", "", "-1", "5" * 5000, "1.5", "abc", "1 2", "0x10"]
+
+
+def ws_status(port: int, query: str) -> tuple[int, bytes]:
+    """Status and body of a WebSocket handshake on a plain socket."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            (
+                f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, "closed before the response head"
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        while length and len(body) < int(length.group(1)):
+            body += sock.recv(65536)
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS)
+def test_a_bad_last_seq_is_a_400_with_the_reason(server, value):
+    status, body = ws_status(server.port, "?last_seq=" + quote(value, safe=""))
+    assert status == 400 and "last_seq" in json.loads(body)["error"], body
+    if value == "+5":  # unencoded, "+" in a query string is a space
+        status, body = ws_status(server.port, "?last_seq=+5")
+        assert status == 400, body
+    r = requests.get(f"{server.url}/sse", params={"last_seq": value}, timeout=5)
+    assert r.status_code == 400 and "last_seq" in r.json()["error"]
+    assert fanout.stats(server)["ws"] == 0 and fanout.stats(server)["sse"] == 0
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS)
+def test_a_bad_last_event_id_is_a_400_with_the_reason(server, value):
+    # As bytes: requests would refuse to send "٣" in a header (not Latin-1).
+    r = requests.get(f"{server.url}/sse", headers={"Last-Event-ID": value.encode()}, timeout=5)
+    assert r.status_code == 400 and "Last-Event-ID" in r.json()["error"], r.text
+    assert "Traceback" not in r.text
+
+
+def test_a_number_from_the_future_gets_a_resync_notice_not_an_error(server):
+    server.publish("e", {})
+    assert wait_until(lambda: fanout.stats(server)["last_seq"] == 1, timeout=5)
+    future = "9" * 18  # the most digits a cursor may have
+    status, _ = ws_status(server.port, f"?last_seq={future}")
+    assert status == 101
+    r = requests.get(f"{server.url}/sse", headers={"Last-Event-ID": future}, stream=True, timeout=5)
+    assert r.status_code == 200
+    data = b""
+    for chunk in r.iter_content(None):
+        data += chunk
+        if b"event: _resync\n" in data and data.endswith(b"\n\n"):
+            break
+    r.close()
+    assert b"event: _resync\n" in data and b"future" in data and b'"last_seq": 1' in data
+    # A good request still works afterwards.
+    assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
