@@ -9,9 +9,12 @@ no ``ulimit -n`` (sockets are handles, limited by memory), so ``fd_limit`` is
 
 from __future__ import annotations
 
+import base64
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -188,3 +191,32 @@ def measure_fanout(
             }
         )
     return rows
+
+
+def stuck_websocket(url: str) -> socket.socket:
+    """A WebSocket client that completes the handshake, then never reads:
+    a frozen tab, a process stopped in a debugger. Its receive buffer is
+    made small, so the server notices soon. Close it when you are done."""
+    parts = urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect((parts.hostname, parts.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):  # one byte at a time: read the 101, nothing more
+        byte = sock.recv(1)
+        if not byte:
+            raise ConnectionError("the server closed the connection during the handshake")
+        head += byte
+    if not head.startswith(b"HTTP/1.1 101"):
+        sock.close()
+        raise ConnectionError(f"no upgrade: {head.splitlines()[0]!r}")
+    return sock

@@ -31,6 +31,19 @@ teaching room of notebook 02 and the feed of notebook 03:
    channel and SUBSCRIBEs to it, and fans out locally what it hears, so an
    event published on server A reaches the clients of server B.
 
+3. **What a client that stops reading costs: at most a budget.** A write
+   that the kernel cannot take waits in the connection's buffer in the
+   server. Unbounded, one client that never reads keeps every event sent to
+   it, and the server's memory grows with each broadcast. Each connection
+   here may have at most ``max_pending_bytes`` (default 1 MiB) handed to it
+   and not yet flushed; past that it is a **slow consumer**: it gets a
+   ``_slow_consumer`` notice, then a WebSocket is closed with 1013 ("try
+   again later") and an SSE stream ends (a client that does not take even
+   that within ``SLOW_READER_GRACE_S`` is disconnected). The client
+   reconnects with its last seq and catches up from the log; everyone
+   else's fan-out never waits for it. The same policy as the room of notebook 02 and the streams of
+   notebook 03, counted in bytes here because one event can be large.
+
 Resume. Every event carries a sequence number and each process keeps a
 bounded log; a client reconnecting with ``?last_seq=N`` (WebSocket) or
 ``Last-Event-ID: N`` (SSE) first gets what it missed. Across processes this
@@ -40,6 +53,14 @@ sequence is global and every process receives the events in sequence order
 and logs the same numbers. A client of a crashed server can then resume on
 any survivor. (Numbering per process would make seq 7 on A and seq 7 on B
 different events: resume across processes would silently skip or repeat.)
+
+Input. Event types are checked where events are made or arrive
+(``servers.events.check_event_type``): a type with a CR or LF would end
+SSE's ``event:`` line and forge an ``id:`` of its own. ``POST /publish``
+answers 400; a malformed message from the Redis channel is dropped and
+counted, with a rate-limited log line, and the subscriber keeps listening.
+Resume numbers go through ``servers.cursor.parse_number``: anything but 1 to
+18 ASCII digits is a 400 with the reason.
 
 Operations: ``GET /health`` answers 200 with counts while serving and 503
 while draining, for a load balancer's health check; ``POST /drain`` (or
@@ -54,36 +75,127 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from tornado.iostream import StreamClosedError
 from tornado.web import Application, HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from .common import JSONErrorsMixin, parse_cursor
-from .events import Event
+from .common import JSONErrorsMixin
+from .cursor import CursorError, parse_number
+from .events import Event, check_event_type
 from .hub import EventHub
 from .wsframes import encode_text_frame, send_bytes
 
 MODES = ("naive", "once")
 DRAIN_CODE = 1001  # RFC 6455 7.4.1: "going away", e.g. a server going down
+SLOW_CODE = 1013  # RFC 6455 7.4.1: "try again later"
+MAX_PENDING_BYTES = 1024 * 1024  # per connection, on top of the kernel's socket buffer
+SLOW_READER_GRACE_S = 5.0  # a cut client that does not take its notice by then is disconnected
+DROP_LOG_EVERY_S = 10.0  # at most one log line this often about dropped backplane messages
+
+log = logging.getLogger(__name__)
 
 
 # -- wire encoding ------------------------------------------------------------
+def sse_field(name: str, value: object) -> str:
+    """One ``name: value`` line. Refuses a value holding CR or LF: either
+    would end the line, and what follows would be read as a field of its own
+    (``"x\\nid: 999"`` forges an id and poisons the client's Last-Event-ID)."""
+    text = str(value)
+    if "\r" in text or "\n" in text:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"an SSE {name} field cannot hold CR or LF: {shown!r}")
+    return f"{name}: {text}\n"
+
+
+def sse_event(type: str, data: str, id: int | None = None) -> str:
+    """One SSE block: optional ``id``, ``event``, one ``data`` line, blank line."""
+    head = sse_field("id", id) if id is not None else ""
+    return head + sse_field("event", type) + sse_field("data", data) + "\n"
+
+
 def sse_text(event: Event) -> str:
-    """One SSE event: ``id``, ``event`` and one ``data`` line of JSON."""
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.to_json()}\n\n"
+    """One event: ``id``, ``event`` and one ``data`` line of (compact) JSON."""
+    return sse_event(event.type, event.to_json(), id=event.seq)
 
 
 def http_chunk(data: bytes) -> bytes:
     """``data`` framed as one HTTP/1.1 chunk (RFC 9112 7.1)."""
     return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+# -- the slow-consumer budget -------------------------------------------------
+def _retrieve(future: asyncio.Future) -> None:
+    """A write cut off by a close is not an error: read it so nothing logs it."""
+    if not future.cancelled():
+        future.exception()
+
+
+class Outflow:
+    """Bytes handed to one connection that it has not taken yet.
+
+    Tornado keeps what the kernel did not accept in the stream's write
+    buffer, whose size has no public accessor (``_write_buffer`` is private).
+    What it does offer publicly is a Future per write that resolves once
+    every byte written up to then has gone to the kernel. So we count: up by
+    a write's size when it leaves something queued, down when its Future
+    resolves. A replay on resume is counted apart: it is bounded by the log,
+    and only what queues beyond it counts against the client.
+    """
+
+    __slots__ = ("pending", "replay")
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.replay = 0
+
+    def track(self, nbytes: int, future: asyncio.Future | None, replay: bool = False) -> None:
+        if future is None:
+            return  # the kernel took every byte: nothing waits in the server
+        self.pending += nbytes
+        if replay:
+            self.replay += nbytes
+        future.add_done_callback(partial(self._flushed, nbytes, replay))
+
+    def _flushed(self, nbytes: int, replay: bool, future: asyncio.Future) -> None:
+        self.pending -= nbytes
+        if replay:
+            self.replay -= nbytes
+        _retrieve(future)
+
+    @property
+    def beyond_replay(self) -> int:
+        return self.pending - self.replay
+
+
+class DropLog:
+    """Counts malformed messages dropped; logs one line per ``DROP_LOG_EVERY_S``
+    at most, so a flood of junk cannot flood the log too."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._unlogged = 0
+        self._logged_at = float("-inf")
+
+    def drop(self, reason: str) -> None:
+        self.count += 1
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._logged_at >= DROP_LOG_EVERY_S:
+            log.warning(
+                "dropped %d malformed backplane message(s); last: %s", self._unlogged, reason
+            )
+            self._logged_at = now
+            self._unlogged = 0
 
 
 # -- the log that makes resume possible --------------------------------------
@@ -130,6 +242,12 @@ class SeqLog:
 Deliver = Callable[[Event], None]
 
 
+def make_event(seq: int, type: Any, payload: Any, sent_ns: Any) -> Event:
+    """Every event fan-out makes goes through here: the type is checked
+    (``ValueError`` if it could break a transport's framing)."""
+    return Event.from_dict({"seq": seq, "type": type, "payload": payload, "sent_ns": sent_ns})
+
+
 class InMemoryBackplane:
     """One process only: an event reaches the clients connected here."""
 
@@ -138,6 +256,7 @@ class InMemoryBackplane:
     def __init__(self) -> None:
         self._deliver: Deliver | None = None
         self._seq = 0
+        self.dropped = DropLog()  # nothing to drop here: every event is ours
 
     async def start(self, deliver: Deliver) -> int:
         self._deliver = deliver
@@ -145,8 +264,9 @@ class InMemoryBackplane:
 
     async def publish(self, type: str, payload: dict, sent_ns: int, seq: int | None = None) -> int:
         assert self._deliver is not None, "backplane not started"
-        self._seq = seq if seq is not None else self._seq + 1
-        self._deliver(Event(self._seq, type, payload, sent_ns))
+        event = make_event(seq if seq is not None else self._seq + 1, type, payload, sent_ns)
+        self._seq = event.seq
+        self._deliver(event)
         return self._seq
 
     async def close(self) -> None:
@@ -178,6 +298,7 @@ class RedisBackplane:
         self._task: asyncio.Task | None = None
         self._script: Any = None
         self.received = 0
+        self.dropped = DropLog()
 
     async def start(self, deliver: Deliver) -> int:
         import redis.asyncio as aioredis  # optional dependency: only for this backplane
@@ -195,13 +316,35 @@ class RedisBackplane:
         async for message in self._pubsub.listen():
             if message.get("type") != "message":
                 continue
-            raw = message["data"]
-            seq, _, body = raw.partition(b"|")
-            data = json.loads(body)
+            # Anyone who can reach Redis can PUBLISH on the channel: what
+            # arrives is input, checked like any other. A bad message is
+            # dropped; the loop goes on, or this process would go deaf.
+            try:
+                event = self.decode(message["data"])
+            except (ValueError, RecursionError) as exc:
+                self.dropped.drop(str(exc)[:200])
+                continue
             self.received += 1
-            deliver(Event(int(seq), data["type"], data.get("payload") or {}, data["sent_ns"]))
+            deliver(event)
+
+    @staticmethod
+    def decode(raw: bytes) -> Event:
+        """``b"<seq>|<json>"`` as ``_PUBLISH_LUA`` sends it; ``ValueError`` if not."""
+        seq, bar, body = raw.partition(b"|")
+        if not bar:
+            raise ValueError("no '<seq>|' prefix")
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError(f"not a JSON object: {type(data).__name__}")
+        return make_event(
+            parse_number(seq.decode("ascii", "replace"), "seq"),
+            data.get("type"),
+            data.get("payload"),
+            data.get("sent_ns"),
+        )
 
     async def publish(self, type: str, payload: dict, sent_ns: int, seq: int | None = None) -> int:
+        check_event_type(type)  # refused here rather than by every subscriber
         body = json.dumps({"type": type, "payload": payload, "sent_ns": sent_ns})
         return int(await self._script(keys=[self.seq_key, self.channel], args=[body]))
 
@@ -221,10 +364,19 @@ class RedisBackplane:
 class Broadcaster:
     """Every connection of this process, and how an event reaches them all."""
 
-    def __init__(self, hub: EventHub, backplane: Any = None, mode: str = "once") -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        backplane: Any = None,
+        mode: str = "once",
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+    ) -> None:
         self.hub = hub
         self.backplane = backplane or InMemoryBackplane()
         self.set_mode(mode)
+        # Read on every write, so a notebook cell may change it live.
+        self.max_pending_bytes = max_pending_bytes
+        self.slow_consumers = 0
         self.log = SeqLog()
         self.ws: set[FanoutWebSocket] = set()
         self.sse: set[FanoutSSE] = set()
@@ -256,7 +408,9 @@ class Broadcaster:
             )
 
     async def publish(self, type: str, payload: dict) -> int:
-        """Publish from a request handler; returns the seq clients will see."""
+        """Publish from a request handler; returns the seq clients will see.
+        ``ValueError`` if ``type`` is not a valid event type."""
+        check_event_type(type)
         if isinstance(self.backplane, InMemoryBackplane):
             return self.hub.publish(type, payload).seq
         return await self.backplane.publish(type, payload, time.monotonic_ns())
@@ -288,17 +442,33 @@ class Broadcaster:
         self.fanouts.append(record)
         del self.fanouts[:-1000]
 
+    def _too_slow(self, handler: FanoutWebSocket | FanoutSSE) -> bool:
+        """The slow-consumer policy, checked before each write: a connection
+        with more than ``max_pending_bytes`` still unsent is cut (it may go
+        over by one event, never more)."""
+        if handler.outflow.beyond_replay <= self.max_pending_bytes:
+            return False
+        self.slow_consumers += 1
+        handler.cut_slow_consumer(self.max_pending_bytes)
+        return True
+
     def _fan_out_naive(self, event: Event) -> None:
         for handler in list(self.ws):
+            if self._too_slow(handler):
+                continue
             try:
                 # to_json() per client: the encoding work is repeated N times
-                handler.write_message(event.to_json())
+                text = event.to_json()
+                handler.outflow.track(len(text), handler.write_message(text))
             except WebSocketClosedError:
                 self.ws.discard(handler)
         for handler in list(self.sse):
+            if self._too_slow(handler):
+                continue
+            text = sse_text(event)
             try:
-                handler.write(sse_text(event))
-                handler.flush()
+                handler.write(text)
+                handler.outflow.track(len(text), handler.flush())
             except StreamClosedError:
                 self.sse.discard(handler)
 
@@ -307,21 +477,26 @@ class Broadcaster:
         body = sse_text(event).encode("utf-8")
         chunked = http_chunk(body)
         for handler in list(self.ws):
+            if self._too_slow(handler):
+                continue
             conn = handler.ws_connection
             try:
                 if conn is None or conn.is_closing():
                     raise StreamClosedError()
                 if getattr(conn, "_compressor", None) is not None:
-                    handler.write_message(event.to_json())  # per-client bytes
+                    sent = handler.write_message(event.to_json())  # per-client bytes
                 else:
-                    send_bytes(conn.stream, frame)  # the same bytes object for all
+                    sent = send_bytes(conn.stream, frame)  # the same bytes object for all
+                handler.outflow.track(len(frame), sent)
             except (StreamClosedError, WebSocketClosedError):
                 self.ws.discard(handler)
         for handler in list(self.sse):
+            if self._too_slow(handler):
+                continue
             connection = handler.request.connection
             try:
                 data = chunked if getattr(connection, "_chunking_output", False) else body
-                send_bytes(connection.stream, data)
+                handler.outflow.track(len(data), send_bytes(connection.stream, data))
             except StreamClosedError:
                 self.sse.discard(handler)
 
@@ -356,24 +531,32 @@ class Broadcaster:
             "last_seq": self.log.last_seq,
             "delivered_events": self.delivered_events,
             "last_fanout": self.last_fanout,
+            "max_pending_bytes": self.max_pending_bytes,
+            "slow_consumers": self.slow_consumers,
+            "dropped": self.backplane.dropped.count,
         }
 
 
 # -- handlers -----------------------------------------------------------------------
 def _last_seq(handler: RequestHandler) -> int | None:
-    """``?last_seq=N`` or SSE's ``Last-Event-ID: N``; 400 if malformed."""
-    header = handler.request.headers.get("Last-Event-ID")
-    if header is not None and handler.get_query_argument("last_seq", None) is None:
-        try:
-            value = int(header)
-        except ValueError:
-            raise HTTPError(400, f"Last-Event-ID {header!r} is not a whole number") from None
-        if value < 0:
-            raise HTTPError(400, f"Last-Event-ID {value} is negative")
-        return value
-    if handler.get_query_argument("last_seq", None) is None:
+    """``?last_seq=N`` (first) or SSE's ``Last-Event-ID: N``; None if neither.
+
+    A number this server handed out: ``servers.cursor.parse_number`` (1 to 18
+    ASCII digits). Anything else, blank included, is a 400 with the reason.
+    A well-formed number beyond the log is not an error: ``replay`` answers
+    it with a resync notice (the server may have restarted).
+    """
+    # strip=False: " 5" (a "+5" sent unencoded) is not a number we handed out.
+    raw = handler.get_query_argument("last_seq", None, strip=False)
+    name = "last_seq"
+    if raw is None:
+        raw, name = handler.request.headers.get("Last-Event-ID"), "Last-Event-ID"
+    if raw is None:
         return None
-    return parse_cursor(handler, "last_seq")
+    try:
+        return parse_number(raw, name)
+    except CursorError as exc:
+        raise HTTPError(400, str(exc)) from None
 
 
 class FanoutWebSocket(JSONErrorsMixin, WebSocketHandler):
@@ -381,6 +564,7 @@ class FanoutWebSocket(JSONErrorsMixin, WebSocketHandler):
 
     def initialize(self, broadcaster: Broadcaster) -> None:
         self.b = broadcaster
+        self.outflow = Outflow()
 
     def prepare(self) -> None:
         if self.b.draining:
@@ -398,9 +582,32 @@ class FanoutWebSocket(JSONErrorsMixin, WebSocketHandler):
                     {"type": "_resync", "reason": problem, "last_seq": self.b.log.last_seq}
                 )
             for event in missed:
-                self.write_message(event.to_json())
+                text = event.to_json()
+                self.outflow.track(len(text), self.write_message(text), replay=True)
         # Added after the replay, on the loop thread: nothing can slip between.
         self.b.ws.add(self)
+
+    def cut_slow_consumer(self, limit: int) -> None:
+        """Say why, then close with 1013; the client resumes with ``?last_seq=``.
+        A client that does not even take that within ``SLOW_READER_GRACE_S``
+        is disconnected, which frees what was queued for it."""
+        self.b.ws.discard(self)
+        conn = self.ws_connection
+        if conn is None:
+            return  # already closed: on_close has run or will
+        notice = {
+            "type": "_slow_consumer",
+            "reason": f"more than {limit} bytes waiting for you: "
+            "reconnect with ?last_seq=<the last seq you received>",
+        }
+        try:
+            self.write_message(notice).add_done_callback(_retrieve)
+        except WebSocketClosedError:
+            return
+        self.close(SLOW_CODE, "slow consumer: reconnect and resume")
+        # Tornado would wait 5 s for the client's close frame; the same grace
+        # as SSE keeps one visible number for both.
+        asyncio.get_running_loop().call_later(SLOW_READER_GRACE_S, conn.stream.close)
 
     def on_message(self, message: str | bytes) -> None:
         pass  # one-way fan-out; client messages are ignored
@@ -414,7 +621,9 @@ class FanoutSSE(JSONErrorsMixin, RequestHandler):
 
     def initialize(self, broadcaster: Broadcaster) -> None:
         self.b = broadcaster
+        self.outflow = Outflow()
         self._done: asyncio.Future | None = None
+        self.cut_slow = False
 
     async def get(self) -> None:
         if self.b.draining:
@@ -423,19 +632,44 @@ class FanoutSSE(JSONErrorsMixin, RequestHandler):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        self.write("retry: 500\n\n")
+        self.write(sse_field("retry", 500) + "\n")
+        replayed = 0
         if resume_from is not None:
             missed, problem = self.b.replay(resume_from)
             if problem:
                 payload = json.dumps({"reason": problem, "last_seq": self.b.log.last_seq})
-                self.write(f"event: _resync\ndata: {payload}\n\n")
+                self.write(sse_event("_resync", payload))
             for event in missed:
-                self.write(sse_text(event))
+                text = sse_text(event)
+                self.write(text)
+                replayed += len(text)
         self._done = asyncio.get_running_loop().create_future()
-        self.flush()
+        self.outflow.track(replayed, self.flush(), replay=True)
         self.b.sse.add(self)
         await self._done
         self.b.sse.discard(self)
+        if self.cut_slow:
+            await self._finish_or_drop()
+
+    def cut_slow_consumer(self, limit: int) -> None:
+        """Say why and end the stream; the client resumes with Last-Event-ID."""
+        self.b.sse.discard(self)
+        self.cut_slow = True
+        reason = (
+            f"more than {limit} bytes waiting for you: reconnect with Last-Event-ID (your last id)"
+        )
+        self.write(sse_event("_slow_consumer", json.dumps({"reason": reason})))
+        self.end_stream()
+
+    async def _finish_or_drop(self) -> None:
+        """End the response; a reader that does not take even that within
+        ``SLOW_READER_GRACE_S`` is disconnected, so the bytes it left unread
+        do not sit in the server for as long as it keeps the socket open."""
+        finished = asyncio.ensure_future(self.finish())
+        finished.add_done_callback(_retrieve)
+        done, _ = await asyncio.wait({finished}, timeout=SLOW_READER_GRACE_S)
+        if not done:
+            self.request.connection.stream.close()
 
     def end_stream(self) -> None:
         """Drain: finish the response; the client reconnects elsewhere."""
@@ -472,6 +706,10 @@ class PublishHandler(JSONErrorsMixin, RequestHandler):
             raise HTTPError(400, "body is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             raise HTTPError(400, 'expected {"type": "<string>", "payload": {...}}')
+        try:
+            check_event_type(body["type"])
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
         payload = body.get("payload") or {}
         if not isinstance(payload, dict):
             raise HTTPError(400, "payload must be a JSON object")
@@ -504,8 +742,13 @@ class DrainHandler(RequestHandler):
         self.finish({"closing": self.b.drain()})
 
 
-def routes(hub: EventHub, backplane: Any = None, mode: str = "once") -> list:
-    b = Broadcaster(hub, backplane, mode)
+def routes(
+    hub: EventHub,
+    backplane: Any = None,
+    mode: str = "once",
+    max_pending_bytes: int = MAX_PENDING_BYTES,
+) -> list:
+    b = Broadcaster(hub, backplane, mode, max_pending_bytes)
     # Awaitable: ``server.call(lambda: b.started)`` returns once subscribed.
     b.started = asyncio.get_running_loop().create_task(b.start())
     kw = {"broadcaster": b}
@@ -519,9 +762,14 @@ def routes(hub: EventHub, backplane: Any = None, mode: str = "once") -> list:
     ]
 
 
-def make_app(hub: EventHub, backplane: Any = None, mode: str = "once") -> Application:
+def make_app(
+    hub: EventHub,
+    backplane: Any = None,
+    mode: str = "once",
+    max_pending_bytes: int = MAX_PENDING_BYTES,
+) -> Application:
     """The app; its ``settings["broadcaster"]`` is the fan-out state."""
-    table = routes(hub, backplane, mode)
+    table = routes(hub, backplane, mode, max_pending_bytes)
     app = Application(table, hub=hub, websocket_max_message_size=64 * 1024)
     b = app.settings["broadcaster"] = table[0][2]["broadcaster"]
 
@@ -554,6 +802,13 @@ def broadcaster_of(server: Any) -> Broadcaster:
 def set_mode(server: Any, mode: str) -> None:
     """Switch an in-process server between "naive" and "once" (on its loop)."""
     server.call(broadcaster_of(server).set_mode, mode)
+
+
+def set_max_pending_bytes(server: Any, limit: int) -> None:
+    """Change the slow-consumer budget of an in-process server, live."""
+    if limit < 1:
+        raise ValueError("max_pending_bytes must be at least 1")
+    server.call(setattr, broadcaster_of(server), "max_pending_bytes", int(limit))
 
 
 def stats(server: Any) -> dict[str, Any]:
