@@ -206,8 +206,13 @@ class SeqLog:
     a backplane the number comes from whoever assigned it (the Redis counter).
     """
 
-    def __init__(self, capacity: int = 10_000, start_at: int = 0) -> None:
+    def __init__(
+        self, capacity: int = 10_000, start_at: int = 0, max_bytes: int = 8 * 2**20
+    ) -> None:
         self._events: deque[Event] = deque(maxlen=capacity)
+        # Bounded in bytes too, as EventLog: each event keeps its encoded JSON.
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self.last_seq = start_at
         self._lock = threading.Lock()
 
@@ -221,7 +226,12 @@ class SeqLog:
         with self._lock:
             if event.seq <= self.last_seq:
                 return False
+            if len(self._events) == self._events.maxlen:
+                self._bytes -= len(self._events[0].to_json())  # about to fall out by count
             self._events.append(event)
+            self._bytes += len(event.to_json())
+            while self._bytes > self.max_bytes and len(self._events) > 1:
+                self._bytes -= len(self._events.popleft().to_json())
             self.last_seq = event.seq
             return True
 
@@ -704,6 +714,8 @@ class PublishHandler(JSONErrorsMixin, RequestHandler):
             body = json.loads(self.request.body or b"{}")
         except ValueError:
             raise HTTPError(400, "body is not JSON") from None
+        except RecursionError:
+            raise HTTPError(400, "JSON nested too deeply") from None
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             raise HTTPError(400, 'expected {"type": "<string>", "payload": {...}}')
         try:
