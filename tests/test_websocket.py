@@ -191,7 +191,7 @@ def test_resume_beyond_the_log_says_so():
         raw = RawWebSocket(f"{s.ws_url}/ws/room?token=demo&after=3")
         assert next_json(raw)["type"] == "room.welcome"
         notice = next_json(raw)
-        assert notice["type"] == "room.resync"
+        assert notice["type"] == "resync"
         assert notice["missed"] == [4, 10] and "no longer holds" in notice["reason"]
         assert next_json(raw)["seq"] == 11  # then everything the log still has
     finally:
