@@ -13,7 +13,7 @@ Why Tornado's private names: ``WebSocketProtocol13`` has no public hook to
 check a frame's header before its payload is read, nor a close frame's code
 before Tornado echoes it; its reader (``_receive_frame``) and dispatcher
 (``_handle_message``) are the only places, and they work on private state.
-``PRIVATE_NAMES`` lists each name used; ``tests/test_websocket_rfc.py``
+``PRIVATE_NAMES`` lists each name used; ``tests/test_websocket_tornado_privates.py``
 fails with a clear message if a Tornado release renames or removes one.
 """
 
@@ -32,22 +32,23 @@ from tornado.websocket import WebSocketHandler, WebSocketProtocol13
 from .close_codes import CloseCode
 from .common import JSONErrorsMixin
 
-# The private names this module reaches into, by owner (the test checks them).
+# The private names used, by owner, and why no public API serves (the test
+# checks each still exists).
 PRIVATE_NAMES = {
     WebSocketProtocol13: (
-        "_receive_frame",  # overridden: the frame reader (header checks)
-        "_read_bytes",  # read n bytes, counting _wire_bytes_in
-        "_handle_message",  # overridden: one whole message or control frame
-        "_abort",  # close TCP now (Tornado's own "fail")
-        "_waiting",  # the timeout for the peer's close frame
-        "_decompressor",  # set when permessage-deflate was negotiated
-        "_compressor",  # websocket_backpressure.send_frame: no pre-built frames if set
-        "_frame_compressed",  # this message's RSV1
-        "_frame_mask",
+        "_receive_frame",  # overridden: the only place a frame header is seen before its payload
+        "_handle_message",  # overridden: the only place a close code is seen before the echo
+        "_read_bytes",  # the protocol's read (counts wire bytes); no public read
+        "_abort",  # close TCP now: public close() waits for the peer's close frame
+        "_waiting",  # the 5 s close-frame timeout close() arms; not configurable
+        "_decompressor",  # permessage-deflate state: no public accessor
+        "_compressor",  # (websocket_backpressure.send_frame: no shared frames if set)
+        "_frame_compressed",
+        "_frame_mask",  # the reader's own state, which a replaced reader must keep
         "_fragmented_message_buffer",
         "_fragmented_message_opcode",
     ),
-    RequestHandler: ("_request_summary",),  # "GET /ws/room (127.0.0.1)" for the log
+    RequestHandler: ("_request_summary",),  # "GET /ws/room (ip)", as Tornado's log; no accessor
 }
 
 # RFC 6455 section 7.4: codes a peer may send in a close frame. 1004-1006 and
