@@ -12,10 +12,10 @@ client: events (with ``seq``) and ``room.welcome``, ``resync``,
 ``room.error`` (bad input; the connection stays open), ``room.slow_consumer``.
 
 This file is the room itself. What production adds lives beside it:
-``websocket_guards.py`` (tokens, the ``Origin`` allowlist, the rate limit,
-what a valid message is), ``websocket_backpressure.py`` (the bounded outbox,
-the slow-consumer policy), ``websocket_strict.py`` (RFC 6455 where Tornado
-departs from it), ``websocket_http.py`` (``POST /room/say``).
+``websocket_guards.py`` (tokens, ``Origin`` allowlist, rate limit, valid
+messages), ``websocket_backpressure.py`` (bounded outbox, slow consumers),
+``websocket_strict.py`` (RFC 6455 where Tornado departs from it),
+``websocket_http.py`` (``POST /room/say``).
 
 Run standalone: ``python -m servers.websocket --port 8000`` (token ``demo``).
 """
@@ -33,7 +33,7 @@ from .cursor import parse_number, resolve
 from .events import EncodedCache
 from .hub import EventHub
 from .websocket_backpressure import BoundedOutbox
-from .websocket_guards import MessageError, OriginAllowlist, origin_refusal  # noqa: F401
+from .websocket_guards import MessageError, OriginAllowlist, origin_refusal  # noqa: F401 (export)
 from .websocket_http import SayHandler
 from .websocket_strict import StrictHandler, quiet_log
 
@@ -76,14 +76,13 @@ class RoomHandler(BoundedOutbox, StrictHandler):
         self.bucket = guards.TokenBucket(options["rate"], options["burst"])
         self.init_outbox()
 
-    # -- the handshake: refused here, a client gets plain HTTP 401/403, no socket
     def prepare(self) -> None:
+        # The handshake: refused here, a client gets plain HTTP 401/403, no socket.
+        options, hint = self.options, "Authorization: Bearer <token> or ?token="
         try:
             token = guards.bearer_token(self.request, self.get_query_argument("token", None))
-            self.user = guards.authenticate(
-                self.options["tokens"], token, "Authorization: Bearer <token> or ?token="
-            )
-            guards.check_origin(self.request, self.options["allowed_origins"])  # never against Host
+            self.user = guards.authenticate(options["tokens"], token, hint)
+            guards.require_allowed_origin(self.request, options["allowed_origins"])  # not Host
         except HTTPError as exc:
             self.stats.refused[exc.status_code] = self.stats.refused.get(exc.status_code, 0) + 1
             raise

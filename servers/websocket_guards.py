@@ -4,7 +4,7 @@ fast you send, what you sent.
 * ``authenticate``: a bearer token against the room's table, in constant
   time (missing -> 401, unknown -> 403), for the WebSocket handshake and
   ``POST /room/say`` alike;
-* ``check_origin`` (``OriginAllowlist``, ``origin_refusal``): ``Origin``
+* ``require_allowed_origin`` (``OriginAllowlist``, ``origin_refusal``): ``Origin``
   against an exact allowlist, never against ``Host`` (cross-site WebSocket
   hijacking, DNS rebinding);
 * ``TokenBucket``: the per-connection (and per-user, over HTTP) rate limit;
@@ -127,7 +127,7 @@ def own_origins(request: HTTPServerRequest) -> tuple[str, ...]:
     return (f"{scheme}://{named}:{port}", *loopback)
 
 
-def check_origin(request: HTTPServerRequest, allowed: OriginAllowlist) -> None:
+def require_allowed_origin(request: HTTPServerRequest, allowed: OriginAllowlist) -> None:
     """``HTTPError`` 403 unless ``origin_refusal`` lets this handshake in."""
     refusal = origin_refusal(request.headers.get("Origin"), allowed, own_origins(request))
     if refusal:
