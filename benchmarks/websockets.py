@@ -59,9 +59,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from tornado.web import Application
-from tornado.websocket import WebSocketHandler
 
+from benchmarks.baselines import BareBroadcastHandler, bare_app
 from lab.ws_experiments import connect_ws, echo_round_trip, percentile, room_round_trip
 from lab.ws_wire import RawWebSocket, encode_frame
 from servers import websocket as room
@@ -73,31 +72,7 @@ WINDOW = 16  # messages in flight in the flood
 BURST = 100  # flood messages to one server before switching to the other
 
 
-# -- the bare baseline -------------------------------------------------------------
-class BareBroadcastHandler(WebSocketHandler):
-    """A plain set of connections and a loop of write_message: the least a
-    Tornado broadcast can do."""
-
-    members: set = set()
-
-    def check_origin(self, origin: str) -> bool:
-        return True
-
-    def open(self) -> None:
-        self.set_nodelay(True)
-        self.members.add(self)
-
-    def on_close(self) -> None:
-        self.members.discard(self)
-
-
-def bare_app(hub) -> Application:
-    BareBroadcastHandler.members = set()
-    return Application(
-        [(r"/ws/bare", BareBroadcastHandler), (r"/ws/echo", room.EchoHandler)], hub=hub
-    )
-
-
+# -- the bare baseline (benchmarks/baselines.py) ---------------------------------
 def bare_broadcast(k: int) -> int:
     text = json.dumps({"bench": k, "sent_ns": time.monotonic_ns()})
     for member in list(BareBroadcastHandler.members):

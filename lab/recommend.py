@@ -335,7 +335,7 @@ FEATURES: dict[str, dict[str, tuple[str, Evidence]]] = {
         ("bounded log; resync notice when gone", POLL_DROP),
         ("bounded log; resync notice when gone", POLL_DROP),
         ("durable outbox, retries, dead letters", WH_OUTBOX),
-        ("bounded log; room.resync when gone", WS_RESUME),
+        ("bounded log; resync notice when gone", WS_RESUME),
         ("bounded log; stream.resync when gone", ST_RESUME),
         ("bounded log; stream.resync when gone", ST_RESUME),
     ),

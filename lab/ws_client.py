@@ -5,7 +5,7 @@ thread loop:
 
 * every event (a message with ``seq``) goes to an ``ArrivalRecorder``;
 * it remembers the last ``seq`` it saw and reconnects with ``?after=<seq>``,
-  so the server replays what it missed (the server says ``room.resync`` when
+  so the server replays what it missed (the server says ``resync`` when
   its log no longer holds some of it: that lands in ``notices``);
 * between attempts it waits an exponential backoff with full jitter
   (``uniform(0, min(cap, base * 2**attempt))``), so a thousand clients cut

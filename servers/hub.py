@@ -9,11 +9,15 @@ publishes on the loop itself (a chat message arriving on a WebSocket) empties
 it at once, without waiting a loop turn, which is most of what a room adds to
 a bare echo's round trip.
 
-Each connection that wants a push gets a ``Subscription``: a bounded queue
-read on the loop. A subscriber that stops reading cannot make the server's
-memory grow without bound; when its queue is full it is marked
-``overflowed`` and the transport decides what to tell the client (close the
-stream, send a resync notice...).
+A connection that wants a push subscribes in one of two ways, both on the
+loop. ``subscribe()`` gives a ``Subscription``: a bounded queue a reader
+task awaits. A subscriber that stops reading cannot make the server's memory
+grow without bound; when its queue is full it is marked ``overflowed`` and
+the transport decides what to tell the client (close the stream, send a
+resync notice...). ``subscribe_callback(on_event)`` gives a
+``CallbackSubscription``: the hub calls ``on_event(event)`` on the loop as
+it fans out, with no queue and no reader task (the WebSocket room writes the
+frame from there and bounds its own outbox).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .events import Event, EventLog
@@ -39,7 +44,31 @@ class HubClosedError(RuntimeError):
     """Publishing to a hub whose server is not running."""
 
 
-class Subscription:
+class CallbackSubscription:
+    """A subscriber that is a function: the hub calls ``on_event(event)`` on
+    the server loop for each event, in seq order, until ``close()``.
+
+    No queue: the callback does the work (or bounds its own backlog). An idle
+    connection holds this small object and nothing else.
+    """
+
+    __slots__ = ("_hub", "offer", "closed")
+
+    def __init__(self, hub: EventHub, on_event: Callable[[Event], None]) -> None:
+        self._hub = hub
+        # The hub's fan-out calls ``sub.offer(event)`` on every subscriber:
+        # here that is the callback itself, no extra call in between.
+        self.offer = on_event
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._hub.unsubscribe(self)
+
+
+class Subscription(CallbackSubscription):
     """One connection's queue of events, read on the server loop.
 
     ``get()`` returns the next event, or ``None`` once the subscription is
@@ -48,15 +77,16 @@ class Subscription:
     its client to resync rather than silently skipping events).
     """
 
+    __slots__ = ("maxsize", "queue", "overflowed")
+
     def __init__(self, hub: EventHub, maxsize: int) -> None:
-        self._hub = hub
+        super().__init__(hub, self._put)
         self.maxsize = maxsize
         # One slot more than the limit, so the closing sentinel always fits.
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize + 1)
         self.overflowed = False
-        self.closed = False
 
-    def offer(self, event: Event) -> None:
+    def _put(self, event: Event) -> None:
         if self.closed:
             return
         if self.queue.qsize() >= self.maxsize:
@@ -73,8 +103,7 @@ class Subscription:
     def close(self) -> None:
         if self.closed:
             return
-        self.closed = True
-        self._hub.unsubscribe(self)
+        super().close()
         self.queue.put_nowait(None)  # wakes a reader blocked in get()
 
 
@@ -90,7 +119,7 @@ class EventHub:
     ) -> None:
         self.log = EventLog(capacity, max_bytes)
         self.queue_size = queue_size
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: set[CallbackSubscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._lock = threading.Lock()
@@ -153,11 +182,18 @@ class EventHub:
 
     # -- server loop only ----------------------------------------------------
     def subscribe(self, maxsize: int | None = None) -> Subscription:
+        """A bounded queue of the events from now on, for a reader task."""
         sub = Subscription(self, maxsize or self.queue_size)
         self._subscriptions.add(sub)
         return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
+    def subscribe_callback(self, on_event: Callable[[Event], None]) -> CallbackSubscription:
+        """``on_event(event)`` called on this loop for every event from now on."""
+        sub = CallbackSubscription(self, on_event)
+        self._subscriptions.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: CallbackSubscription) -> None:
         self._subscriptions.discard(sub)
 
     @property

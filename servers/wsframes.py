@@ -14,7 +14,7 @@ import struct
 from asyncio import Future
 from typing import Any
 
-from tornado.iostream import StreamClosedError
+from tornado.iostream import SSLIOStream, StreamClosedError
 
 
 def encode_text_frame(payload: bytes | str) -> bytes:
@@ -49,7 +49,7 @@ def send_bytes(stream: Any, data: bytes) -> Future | None:
     if stream.closed():
         raise StreamClosedError()
     sock = stream.socket
-    if len(stream._write_buffer) or sock is None or hasattr(stream, "_ssl_options"):
+    if stream.writing() or sock is None or isinstance(stream, SSLIOStream):
         return stream.write(data)  # something is queued, or TLS: Tornado's path
     try:
         sent = sock.send(data)

@@ -14,9 +14,8 @@ from servers.runtime import ServerThread
 
 def recording_subscriber(server: ServerThread, name: str, seen: dict) -> None:
     def subscribe() -> None:
-        sub = server.hub.subscribe(100_000)
         seen[name] = []
-        sub.offer = lambda event: seen[name].append(event.seq)
+        server.hub.subscribe_callback(lambda event: seen[name].append(event.seq))
 
     server.call(subscribe)
 
@@ -73,16 +72,13 @@ def test_a_publish_made_during_a_fan_out_waits_for_it_to_finish():
         order: list[tuple[str, int]] = []
 
         def subscribe() -> None:
-            first = server.hub.subscribe()
-            second = server.hub.subscribe()
-
             def first_offer(event) -> None:
                 order.append(("first", event.seq))
                 if event.type == "question":
                     server.hub.publish("answer")  # re-entrant: must not overtake
 
-            first.offer = first_offer
-            second.offer = lambda event: order.append(("second", event.seq))
+            server.hub.subscribe_callback(first_offer)
+            server.hub.subscribe_callback(lambda event: order.append(("second", event.seq)))
 
         server.call(subscribe)
         server.call(lambda: server.hub.publish("question"))
@@ -98,17 +94,34 @@ def test_a_failing_subscriber_does_not_cost_the_others_the_event(caplog):
         got: list[int] = []
 
         def subscribe() -> None:
-            broken = server.hub.subscribe()
-            healthy = server.hub.subscribe()
-
             def explode(event) -> None:
                 raise RuntimeError("broken subscriber")
 
-            broken.offer = explode
-            healthy.offer = lambda event: got.append(event.seq)
+            server.hub.subscribe_callback(explode)
+            server.hub.subscribe_callback(lambda event: got.append(event.seq))
 
         server.call(subscribe)
         for _ in range(3):
             server.publish("t")
         assert wait_for(lambda: got == [1, 2, 3])
         assert "broken subscriber" in caplog.text
+
+
+def test_a_callback_subscriber_has_no_queue_and_unsubscribes_on_close():
+    with ServerThread(lambda hub: Application([])) as server:
+        got: list[int] = []
+
+        def subscribe():
+            return server.hub.subscribe_callback(lambda event: got.append(event.seq))
+
+        sub = server.call(subscribe)
+        assert not hasattr(sub, "queue")  # no asyncio.Queue per idle connection
+        server.publish("t")
+        assert wait_for(lambda: got == [1])
+        server.call(sub.close)
+        assert server.call(lambda: server.hub.subscriber_count) == 0
+        later: list[int] = []
+        server.call(lambda: server.hub.subscribe_callback(lambda event: later.append(event.seq)))
+        server.publish("t")
+        assert wait_for(lambda: later == [2])  # fanned out: the closed one was skipped
+        assert got == [1]

@@ -17,6 +17,8 @@ from lab.recorder import ArrivalRecorder
 from lab.ws_client import RoomClient, backoff_delay
 from lab.ws_wire import HandshakeRefused, RawWebSocket, parse_close
 from servers import websocket as room
+from servers.cursor import resync_notice
+from servers.hub import CallbackSubscription, Subscription
 from servers.runtime import ServerThread
 
 
@@ -191,8 +193,11 @@ def test_resume_beyond_the_log_says_so():
         raw = RawWebSocket(f"{s.ws_url}/ws/room?token=demo&after=3")
         assert next_json(raw)["type"] == "room.welcome"
         notice = next_json(raw)
-        assert notice["type"] == "room.resync"
+        assert notice["type"] == "resync"
         assert notice["missed"] == [4, 10] and "no longer holds" in notice["reason"]
+        # The one resync shape every transport sends (servers.cursor).
+        last = s.hub.log.last_seq
+        assert notice == resync_notice(3, last, notice["reason"], missed=(4, 10))
         assert next_json(raw)["seq"] == 11  # then everything the log still has
     finally:
         s.stop()
@@ -363,3 +368,15 @@ def test_client_that_joined_live_resumes_from_the_welcome_seq():
         client.stop()
     finally:
         s.stop()
+
+
+def test_a_member_is_a_callback_subscriber_with_no_queue_of_its_own(server):
+    # The room writes each event from the hub's fan-out (send_event); a
+    # queue per member would be memory per idle connection, never read.
+    raw = RawWebSocket(f"{server.ws_url}/ws/room?token=demo")
+    assert next_json(raw)["type"] == "room.welcome"
+    subs = server.call(lambda: list(server.hub._subscriptions))
+    assert len(subs) == 1 and type(subs[0]) is CallbackSubscription
+    assert not isinstance(subs[0], Subscription) and not hasattr(subs[0], "queue")
+    raw.close()
+    assert wait_until(lambda: server.call(lambda: server.hub.subscriber_count) == 0, 5)

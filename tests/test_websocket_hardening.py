@@ -113,7 +113,7 @@ def test_an_unexpected_failure_closes_with_1011_and_a_close_frame(server, monkey
     def broken(data, options, sender):
         raise KeyError("a bug, not bad input")
 
-    monkeypatch.setattr(room, "validate_say", broken)
+    monkeypatch.setattr(room.guards, "validate_say", broken)
     raw = joined(server)
     raw.send_text('{"type": "say", "text": "hi"}')
     frames = raw.recv_until_close(timeout=5)
@@ -232,7 +232,7 @@ def test_the_room_log_is_bounded_in_bytes_and_a_resume_gets_a_resync(server):
     raw = RawWebSocket(f"{server.ws_url}/ws/room?token=demo&after=1")
     assert next_json(raw)["type"] == "room.welcome"
     notice = next_json(raw)
-    assert notice["type"] == "room.resync" and notice["missed"][0] == 2
+    assert notice["type"] == "resync" and notice["missed"][0] == 2
 
 
 def test_big_events_broadcast_to_members_do_not_pile_up_in_the_frame_cache():
@@ -247,7 +247,7 @@ def test_big_events_broadcast_to_members_do_not_pile_up_in_the_frame_cache():
             last = s.publish("chat.message", {"n": i, "text": str(i % 10) * 1_000_000})
         assert member.recorder.wait_for(last.seq, timeout=30)
         assert member.recorder.lost(last.seq) == 0
-        frames = s.call(lambda: s.hub.room_stats.frames)
+        frames = s.call(lambda: s.state.frames)
         held = s.call(lambda: sum(len(frame) for _, frame in frames._items.values()))
         assert held == frames.bytes <= frames.max_bytes == 8 * 2**20
     finally:

@@ -2,7 +2,7 @@
 implementation (wsproto) talking to the room.
 
 Tornado 6.6 departs from the RFC in a few places (see protocol-facts.md);
-``servers.websocket.StrictProtocol`` fixes them and these tests prove it with
+``servers.websocket_strict.StrictProtocol`` fixes them and these tests prove it with
 raw sockets, so no client library can hide the bytes.
 """
 
