@@ -1,7 +1,11 @@
-"""``python -m lab.bench [--quick] [--json PATH]``: see ``lab/bench/harness.py``."""
+"""``python -m benchmarks.choosing [--quick] [--json PATH]``: the six
+transports of notebook 05, the same events, measured alike. The method is in
+``benchmarks/harness.py``; results go to ``benchmarks/results/choosing.json``
+(``choosing_quick.json`` with ``--quick``)."""
 
 import sys
 
 from .harness import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab.bench.relay import CountingRelay, Counts
 from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
 from lab.recorder import ArrivalRecorder
 from lab.sse_client import ReconnectingSSEClient
@@ -34,8 +35,6 @@ from servers.runtime import ServerThread
 from servers.webhooks import signing
 from servers.webhooks.provider import ProviderHandle, provider_app
 from servers.webhooks.receiver import Receiver
-
-from .relay import CountingRelay, Counts
 
 SHORT_POLL_INTERVAL_S = 0.05
 LONG_POLL_WAIT_S = 1.0
