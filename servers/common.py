@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tornado.httputil import responses
 from tornado.web import Application, HTTPError, RequestHandler
 
 from .cursor import parse_number
@@ -16,8 +17,13 @@ class JSONErrorsMixin:
     """Answer errors as JSON with a reason a learner can read, not HTML."""
 
     def write_error(self: RequestHandler, status_code: int, **kwargs: Any) -> None:  # type: ignore[misc]
-        reason = self._reason
+        # What send_error() gave set_status(), read without RequestHandler's
+        # private _reason: the HTTPError's reason, else the one passed, else
+        # the standard phrase for the status.
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        reason = kwargs.get("reason") or responses.get(status_code, "Unknown")
+        if isinstance(exc, HTTPError) and exc.reason:
+            reason = exc.reason
         if isinstance(exc, HTTPError) and exc.log_message:
             reason = exc.log_message
         self.set_header("Content-Type", "application/json")

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from lab.bench import CountingRelay, harness, percentile, schema
-from lab.bench.stats import latency_summary
+from benchmarks import harness, schema
+from benchmarks.stats import latency_summary, percentile
+from lab.bench.relay import CountingRelay
 from servers import polling
 from servers.runtime import ServerThread
 
@@ -147,7 +148,7 @@ def _row(**over):
 def _doc(**over):
     doc = {
         "schema": schema.SCHEMA_ID, "created": "2026-01-01T00:00:00+00:00",
-        "command": "python -m lab.bench --quick", "mode": "quick",
+        "command": "python -m benchmarks.choosing --quick", "mode": "quick",
         "machine": {"python": "3.11", "platform": "x", "cpus": 2},
         "method": {"clock": "c", "warmup": "w", "payload": {}, "payload_bytes": 2,
                    "byte_counting": "relay"},
@@ -243,7 +244,7 @@ def test_command_line_quick_run_writes_valid_json(tmp_path):
 
     out = tmp_path / "cli.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "lab.bench", "--quick", "--only", "sse", "websocket",
+        [sys.executable, "-m", "benchmarks.choosing", "--quick", "--only", "sse", "websocket",
          "--no-cost", "--json", str(out)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -253,6 +254,7 @@ def test_command_line_quick_run_writes_valid_json(tmp_path):
     doc = schema.read(out)
     assert schema.validate(doc) == []
     assert (
-        doc["command"] == f"python -m lab.bench --quick --only sse websocket --no-cost --json {out}"
+        doc["command"]
+        == f"python -m benchmarks.choosing --quick --only sse websocket --no-cost --json {out}"
     )
     assert [r["transport"] for r in doc["transports"]] == ["websocket", "sse"]

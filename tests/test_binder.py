@@ -24,7 +24,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BINDER = REPO / "binder"
 PYTHON = "3.11"
-LOCAL_PACKAGES = {"servers", "lab"}
+LOCAL_PACKAGES = {"servers", "lab", "benchmarks"}
 
 # Import name -> distribution name, where they differ (or the module is
 # installed by another distribution).

@@ -37,7 +37,7 @@ def test_everything_the_collection_imports_imports_there(binder_python: str) -> 
     modules = sorted(_top_level_imports())
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
     done = subprocess.run(
-        [binder_python, "-c", code, *modules, "servers", "lab"],
+        [binder_python, "-c", code, *modules, "servers", "lab", "benchmarks"],
         capture_output=True, text=True, encoding="utf-8", timeout=300,
         cwd=binder_env.REPO,
     )  # fmt: skip

@@ -130,7 +130,9 @@ def test_stop_with_clients_connected_returns_within_2s():
         t.start()
         long_poll_started.wait()
         idle = socket.create_connection(("127.0.0.1", server.port))  # connected, silent
-        time.sleep(0.2)
+        deadline = time.monotonic() + 5  # until the server has accepted all three
+        while server.open_connections < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert server.open_connections >= 3
         started = time.monotonic()
         server.stop()

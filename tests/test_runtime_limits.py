@@ -28,7 +28,7 @@ import requests
 import websocket
 from tornado.web import Application, RequestHandler
 
-from servers import ServerThread, polling, runtime, sse, streaming
+from servers import ServerThread, http_server, polling, sse, streaming
 from servers import websocket as room
 from servers.common import app_with
 
@@ -87,9 +87,9 @@ def rss() -> int:
 def test_every_server_gets_the_default_limits():
     with ServerThread(echo_app()) as server:
         params = server._http.conn_params
-        assert params.max_body_size == runtime.LIMIT_DEFAULTS["max_body_size"] == MiB
-        assert params.header_timeout == runtime.LIMIT_DEFAULTS["idle_connection_timeout"] == 30
-        assert params.body_timeout == runtime.LIMIT_DEFAULTS["body_timeout"] == 30
+        assert params.max_body_size == http_server.LIMIT_DEFAULTS["max_body_size"] == MiB
+        assert params.header_timeout == http_server.LIMIT_DEFAULTS["idle_connection_timeout"] == 30
+        assert params.body_timeout == http_server.LIMIT_DEFAULTS["body_timeout"] == 30
 
 
 def test_content_length_over_the_limit_is_refused_before_the_body_is_read():
@@ -242,9 +242,9 @@ CHILD = textwrap.dedent(
     """
     import logging, resource, sys, time
     from tornado.web import Application, RequestHandler
-    from servers import runtime
+    from servers import http_server, runtime
 
-    runtime.ACCEPT_LOG_INTERVAL_S = float(sys.argv[2])
+    http_server.ACCEPT_LOG_INTERVAL_S = float(sys.argv[2])
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="LOG %(message)s")
 
     class Ping(RequestHandler):
@@ -318,3 +318,18 @@ def get_when_served(url: str, within: float) -> str | None:
         except requests.RequestException:
             time.sleep(0.1)
     return None
+
+
+def test_the_tornado_privates_our_accept_loop_relies_on_are_still_there():
+    """``TrackingHTTPServer.add_sockets`` replaces Tornado's accept loop (see
+    servers/http_server.py): it fills TCPServer's ``_sockets`` and ``_handlers``
+    (what ``stop()`` closes) and hands sockets to ``_handle_connection``. No
+    public API installs another accept loop; if Tornado renames these, fail here."""
+    from tornado.tcpserver import TCPServer
+
+    server = http_server.TrackingHTTPServer(Application([]))
+    assert isinstance(getattr(server, "_sockets", None), dict), "TCPServer._sockets is gone"
+    assert isinstance(getattr(server, "_handlers", None), dict), "TCPServer._handlers is gone"
+    assert callable(getattr(TCPServer, "_handle_connection", None)), (
+        "TCPServer._handle_connection is gone: servers/http_server.py must follow Tornado"
+    )

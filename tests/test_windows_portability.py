@@ -107,7 +107,7 @@ ALLOWED: dict[tuple[str, str], tuple[str | None, str]] = {
         r"hasattr\(os, \"getloadavg\"\)",
         "load average is recorded as NaN on Windows",
     ),
-    ("lab/bench/harness.py", "POSIX-only os call"): (
+    ("benchmarks/harness.py", "POSIX-only os call"): (
         r"hasattr\(os, \"getloadavg\"\)",
         "load average is left out of the results on Windows",
     ),

@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Callable
 
-from lab.bench.stats import percentile as reference_percentile
+from benchmarks.stats import percentile as reference_percentile
 
 from . import Feedback
 
@@ -67,7 +67,7 @@ def check_percentile(fn: Callable) -> Feedback:
     else:
         fb.fail("an empty list has no percentile: raise ValueError")
     if fb.passed:
-        fb.note("matches lab.bench.stats.percentile on every case, including p0 and p100")
+        fb.note("matches benchmarks.stats.percentile on every case, including p0 and p100")
     return fb
 
 

@@ -219,7 +219,8 @@ def run(
     doc = {
         "schema": "event-api-lab/bench/1",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": command or "python -m lab.bench" + (" --quick" if mode == "quick" else ""),
+        "command": command
+        or "python -m benchmarks.choosing" + (" --quick" if mode == "quick" else ""),
         "mode": mode,
         "machine": machine(),
         "method": {
@@ -307,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import schema
 
     parser = argparse.ArgumentParser(
-        prog="python -m lab.bench",
-        description="Every transport, the same events, measured alike (see lab/bench/harness.py).",
+        prog="python -m benchmarks.choosing",
+        description="Every transport, the same events, measured alike (see benchmarks/harness.py).",
     )
     parser.add_argument("--quick", action="store_true", help="a small run (the notebook's)")
     parser.add_argument("--json", metavar="PATH", help="where to write the results JSON")
@@ -318,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cost", action="store_true", help="skip the cost-vs-rate sweep")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
-    command = "python -m lab.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.choosing " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     doc = run(mode, args.only, cost=not args.no_cost, command=command.strip())
     print()
     print(table(doc))
@@ -327,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         print(cost_table(doc))
     print()
     print(f"warm-up: {doc['method']['warmup']}; clock: {CLOCK}")
-    default = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    default = Path(__file__).resolve().parent / "results"
     path = (
         Path(args.json) if args.json else default / f"choosing{'_quick' if args.quick else ''}.json"
     )

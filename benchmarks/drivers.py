@@ -25,7 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
+from lab.bench.relay import CountingRelay, Counts
+from lab.clients import (
+    LongPollingClient,
+    NDJSONStreamClient,
+    ShortPollingClient,
+    wait_until,
+)
 from lab.recorder import ArrivalRecorder
 from lab.sse_client import ReconnectingSSEClient
 from lab.ws_client import RoomClient
@@ -35,20 +41,15 @@ from servers.webhooks import signing
 from servers.webhooks.provider import ProviderHandle, provider_app
 from servers.webhooks.receiver import Receiver
 
-from .relay import CountingRelay, Counts
-
 SHORT_POLL_INTERVAL_S = 0.05
 LONG_POLL_WAIT_S = 1.0
 READY_TIMEOUT_S = 10.0
 
 
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return bool(predicate())
+def _ready(predicate, failure: str) -> None:
+    """Wait until ``predicate()`` holds, else fail the run with ``failure``."""
+    if not wait_until(predicate, READY_TIMEOUT_S, interval=0.005):
+        raise RuntimeError(failure)
 
 
 class Driver:
@@ -71,9 +72,16 @@ class Driver:
     @property
     def requests_made(self) -> int | None:
         """HTTP requests the consumer made (None: not request-based)."""
-        return None
+        return getattr(self.client, "requests_made", None)
 
     # -- common ---------------------------------------------------------------
+    def _serve(self, factory: Any, name: str) -> str:
+        """Start the event source's server and a relay in front of it; the
+        relay's URL is where the consumer connects."""
+        self.server = ServerThread(factory, name=name).start()
+        self.relay = CountingRelay(self.server.port)
+        return self.relay.url
+
     def start(self) -> Driver:
         try:
             self._start()
@@ -116,17 +124,11 @@ class ShortPolling(Driver):
     notes = f"GET /events?after=N every {SHORT_POLL_INTERVAL_S * 1000:g} ms (requests.Session)"
 
     def _start(self) -> None:
-        self.server = ServerThread(polling.make_app, name="bench-polling").start()
-        self.relay = CountingRelay(self.server.port)
+        url = self._serve(polling.make_app, "bench-polling")
         self.client = ShortPollingClient(
-            self.relay.url, interval=SHORT_POLL_INTERVAL_S, recorder=self.recorder
+            url, interval=SHORT_POLL_INTERVAL_S, recorder=self.recorder
         ).start()
-        if not _wait(lambda: self.client.requests_made >= 1, READY_TIMEOUT_S):
-            raise RuntimeError("short-polling client made no request")
-
-    @property
-    def requests_made(self) -> int:
-        return self.client.requests_made
+        _ready(lambda: self.client.requests_made >= 1, "short-polling client made no request")
 
 
 class LongPolling(Driver):
@@ -135,18 +137,10 @@ class LongPolling(Driver):
     notes = f"GET /events/wait?after=N, held up to {LONG_POLL_WAIT_S:g} s (requests.Session)"
 
     def _start(self) -> None:
-        self.server = ServerThread(polling.make_app, name="bench-polling").start()
-        self.relay = CountingRelay(self.server.port)
-        self.client = LongPollingClient(
-            self.relay.url, wait=LONG_POLL_WAIT_S, recorder=self.recorder
-        ).start()
-        if not _wait(lambda: self.client.requests_made >= 1, READY_TIMEOUT_S):
-            raise RuntimeError("long-polling client made no request")
+        url = self._serve(polling.make_app, "bench-polling")
+        self.client = LongPollingClient(url, wait=LONG_POLL_WAIT_S, recorder=self.recorder).start()
+        _ready(lambda: self.client.requests_made >= 1, "long-polling client made no request")
         time.sleep(0.05)  # let the first poll reach the server and park
-
-    @property
-    def requests_made(self) -> int:
-        return self.client.requests_made
 
 
 class Webhooks(Driver):
@@ -196,10 +190,8 @@ class WebSockets(Driver):
     def _start(self) -> None:
         # A deeper per-client send queue than the room's default (200), so
         # the harness's bursts measure throughput, not the slow-consumer policy.
-        self.server = ServerThread(
-            websocket.app_factory(send_queue=5000), name="bench-websocket"
-        ).start()
-        self.relay = CountingRelay(self.server.port)
+        self._serve(websocket.app_factory(send_queue=5000), "bench-websocket")
+        assert self.relay is not None
         self.client = RoomClient(
             f"{self.relay.ws_url}/ws/room", token="demo", recorder=self.recorder
         ).start()
@@ -213,17 +205,13 @@ class NDJSON(Driver):
     notes = "one GET /stream/ndjson, chunked transfer encoding, one JSON line per event"
 
     def _start(self) -> None:
-        self.server = ServerThread(streaming.make_app, name="bench-ndjson").start()
-        self.relay = CountingRelay(self.server.port)
-        self.client = NDJSONStreamClient(self.relay.url, recorder=self.recorder).start()
-        if not _wait(lambda: self.client.connections >= 1, READY_TIMEOUT_S):
-            raise RuntimeError(f"NDJSON client did not connect: {self.client.errors[-1:]}")
-        if not _wait(lambda: self.server.hub.subscriber_count >= 1, READY_TIMEOUT_S):
-            raise RuntimeError("NDJSON stream did not subscribe")
-
-    @property
-    def requests_made(self) -> int:
-        return self.client.requests_made
+        url = self._serve(streaming.make_app, "bench-ndjson")
+        self.client = NDJSONStreamClient(url, recorder=self.recorder).start()
+        _ready(
+            lambda: self.client.connections >= 1,
+            f"NDJSON client did not connect: {self.client.errors[-1:]}",
+        )
+        _ready(lambda: self.server.hub.subscriber_count >= 1, "NDJSON stream did not subscribe")
 
 
 class SSE(Driver):
@@ -232,17 +220,11 @@ class SSE(Driver):
     notes = "one GET /stream/sse (text/event-stream, chunked), read with sseclient-py"
 
     def _start(self) -> None:
-        self.server = ServerThread(sse.make_app, name="bench-sse").start()
-        self.relay = CountingRelay(self.server.port)
-        self.client = ReconnectingSSEClient(self.relay.url, recorder=self.recorder).start()
+        url = self._serve(sse.make_app, "bench-sse")
+        self.client = ReconnectingSSEClient(url, recorder=self.recorder).start()
         if not self.client.wait_connected(1, READY_TIMEOUT_S):
             raise RuntimeError(f"SSE client did not connect: {self.client.errors[-1:]}")
-        if not _wait(lambda: self.server.hub.subscriber_count >= 1, READY_TIMEOUT_S):
-            raise RuntimeError("SSE stream did not subscribe")
-
-    @property
-    def requests_made(self) -> int:
-        return self.client.requests_made
+        _ready(lambda: self.server.hub.subscriber_count >= 1, "SSE stream did not subscribe")
 
 
 DRIVERS: dict[str, type[Driver]] = {
