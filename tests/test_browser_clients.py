@@ -1,4 +1,4 @@
-"""lab.browser, kernel side: construction, paths, and the page-derived URL rule.
+"""lab.clients.browser, kernel side: construction, paths, and the page-derived URL rule.
 
 The browser behaviour itself (EventSource live, fetch buffered by the proxy,
 WebSocket push and echo) is proved in Chromium by tests/e2e/test_browser_clients_in_lab.py.
@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from lab import browser
-from lab.browser import (
+from lab.clients import browser
+from lab.clients.browser import (
     BrowserEventSource,
     BrowserFetchStream,
     BrowserWebSocket,

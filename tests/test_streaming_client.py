@@ -8,8 +8,8 @@ import pytest
 import sseclient
 
 from lab.clients import NDJSONStreamClient, wait_until
+from lab.clients.sse import RawTap, ReconnectingSSEClient, TruncatedStream, plan_reconnect
 from lab.recorder import ArrivalRecorder
-from lab.sse_client import RawTap, ReconnectingSSEClient, TruncatedStream, plan_reconnect
 from servers import sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread

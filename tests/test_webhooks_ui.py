@@ -8,7 +8,7 @@ import requests
 
 from lab.exercises import load_solution
 from lab.exercises.webhooks import check_backoff_delays, check_verify_webhook
-from lab.webhooks_ui import (
+from lab.lessons.webhooks import (
     DeadLetterPanel,
     ExpectedRecorder,
     FailureModeSelector,

@@ -14,7 +14,7 @@ import socket
 import pytest
 import websocket
 
-from lab.ws_wire import (
+from lab.wire.websocket import (
     ByteCountingRelay,
     RawWebSocket,
     accept_value,

@@ -5,6 +5,8 @@
 document; ``table()`` formats it; ``schema`` validates and writes it.
 """
 
+from lab.wire.relay import CountingRelay, Counts
+
 from .harness import (
     CLOCK,
     EVENT_TYPE,
@@ -16,7 +18,6 @@ from .harness import (
     run,
     table,
 )
-from .relay import CountingRelay, Counts
 from .stats import latency_summary, percentile
 
 __all__ = [

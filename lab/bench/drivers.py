@@ -26,16 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
+from lab.clients.sse import ReconnectingSSEClient
+from lab.clients.websocket import RoomClient
 from lab.recorder import ArrivalRecorder
-from lab.sse_client import ReconnectingSSEClient
-from lab.ws_client import RoomClient
+from lab.wire.relay import CountingRelay, Counts
 from servers import polling, sse, streaming, websocket
 from servers.runtime import ServerThread
 from servers.webhooks import signing
 from servers.webhooks.provider import ProviderHandle, provider_app
 from servers.webhooks.receiver import Receiver
-
-from .relay import CountingRelay, Counts
 
 SHORT_POLL_INTERVAL_S = 0.05
 LONG_POLL_WAIT_S = 1.0

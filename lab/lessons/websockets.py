@@ -23,7 +23,7 @@ from typing import Any
 import requests
 import websocket
 
-from lab.ws_wire import ByteCountingRelay, decode_frames
+from lab.wire.websocket import ByteCountingRelay, decode_frames
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -16,10 +16,9 @@ import time
 
 import requests
 
+from lab.recorder import ArrivalRecorder
 from servers.events import Event
 from servers.streaming import parse_ndjson_line
-
-from .recorder import ArrivalRecorder
 
 
 class BackgroundClient:

@@ -28,9 +28,8 @@ from urllib.parse import urlencode
 
 import websocket  # websocket-client
 
+from lab.recorder import ArrivalRecorder
 from servers.events import Event
-
-from .recorder import ArrivalRecorder
 
 
 def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0, rng=random) -> float:

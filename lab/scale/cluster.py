@@ -24,7 +24,7 @@ import requests
 
 from . import reaper
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _live: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 _LISTENING = re.compile(r"listening on (http://\S+) pid (\d+)")
 

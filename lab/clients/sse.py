@@ -36,10 +36,9 @@ from dataclasses import dataclass
 import requests
 import sseclient
 
+from lab.clients.base import BackgroundClient, cut_connection
+from lab.recorder import ArrivalRecorder
 from servers.events import Event
-
-from .clients import BackgroundClient, cut_connection
-from .recorder import ArrivalRecorder
 
 RESYNC = "stream.resync"
 

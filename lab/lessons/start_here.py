@@ -15,10 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from lab.clients.base import (
+    BackgroundClient,
+    LongPollingClient,
+    NDJSONStreamClient,
+    ShortPollingClient,
+)
+from lab.recorder import ArrivalRecorder
 from servers.runtime import ServerThread
-
-from .clients import BackgroundClient, LongPollingClient, NDJSONStreamClient, ShortPollingClient
-from .recorder import ArrivalRecorder
 
 
 @dataclass

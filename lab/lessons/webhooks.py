@@ -26,11 +26,10 @@ from typing import Any
 
 import ipywidgets as w
 
+from lab.recorder import ArrivalRecorder
+from lab.widgets import Throttle
 from servers.events import Event
 from servers.webhooks.receiver import Receipt, Receiver
-
-from .recorder import ArrivalRecorder
-from .widgets import Throttle
 
 MODES = ("healthy", "500", "slow", "down", "flaky", "429", "410")
 
