@@ -48,10 +48,11 @@ from pathlib import Path
 
 import tornado
 
-from lab.clients import NDJSONStreamClient, wait_until
+from lab.clients import NDJSONStreamClient
 from lab.clients.sse import ReconnectingSSEClient
 from lab.lessons import http_streaming as lesson
 from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
 from servers import runtime, sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread

@@ -62,7 +62,8 @@ import psutil
 from tornado.web import Application
 from tornado.websocket import WebSocketHandler
 
-from lab.lessons.websockets import connect_ws, echo_round_trip, percentile, room_round_trip
+from lab.bench.stats import percentile
+from lab.lessons.websockets import connect_ws, echo_round_trip, room_round_trip
 from lab.wire.websocket import RawWebSocket, encode_frame
 from servers import websocket as room
 from servers.runtime import ServerThread

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lab.waiting import wait_until
 from servers.events import Event
 
 
@@ -122,12 +123,9 @@ class ArrivalRecorder:
 
     def wait_for(self, seq: int, timeout: float = 5.0) -> bool:
         """Block until ``seq`` (and every seq before it) has arrived."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.highest_seq >= seq and not self.missing(seq):
-                return True
-            time.sleep(0.005)
-        return False
+        return wait_until(
+            lambda: self.highest_seq >= seq and not self.missing(seq), timeout, interval=0.005
+        )
 
     def reset(self) -> None:
         with self._lock:

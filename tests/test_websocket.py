@@ -12,9 +12,9 @@ import pytest
 import requests
 import websocket
 
-from lab.clients import wait_until
 from lab.clients.websocket import RoomClient, backoff_delay
 from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
 from lab.wire.websocket import HandshakeRefused, RawWebSocket, parse_close
 from servers import websocket as room
 from servers.runtime import ServerThread

@@ -1,24 +1,23 @@
 """Kernel-side clients: each runs in a background thread and records arrivals.
 
-``base`` (the thread and stop logic every client shares, the polling and
-NDJSON clients), ``sse`` (the reconnecting SSE client), ``websocket`` (the
-room client), ``browser`` (clients that run in the notebook's page).
+``base`` (``BackgroundClient``: the thread, stop and retry logic every client
+shares), ``polling`` (short and long polling), ``ndjson`` (the push stream),
+``sse`` (the reconnecting SSE client), ``websocket`` (the room client),
+``browser`` (clients that run in the notebook's page, not in the kernel).
 """
 
-from .base import (
-    BackgroundClient,
-    LongPollingClient,
-    NDJSONStreamClient,
-    ShortPollingClient,
-    cut_connection,
-    wait_until,
-)
+from .base import BackgroundClient, cut_connection
+from .ndjson import NDJSONStreamClient
+from .polling import LongPollingClient, ShortPollingClient
+from .sse import ReconnectingSSEClient
+from .websocket import RoomClient
 
 __all__ = [
     "BackgroundClient",
     "LongPollingClient",
     "NDJSONStreamClient",
+    "ReconnectingSSEClient",
+    "RoomClient",
     "ShortPollingClient",
     "cut_connection",
-    "wait_until",
 ]

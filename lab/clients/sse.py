@@ -38,6 +38,7 @@ import sseclient
 
 from lab.clients.base import BackgroundClient, cut_connection
 from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
 from servers.events import Event
 
 RESYNC = "stream.resync"
@@ -275,11 +276,9 @@ class ReconnectingSSEClient(BackgroundClient):
         cut_connection(self._response)
 
     def wait_connected(self, connections: int = 1, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.connections >= connections and self._response is not None:
-                return True
-            if self.stopped_by_server:
-                return False
-            time.sleep(0.005)
-        return False
+        def connected() -> bool:
+            return self.connections >= connections and self._response is not None
+
+        # A server that said "stop reconnecting" ends the wait at once.
+        wait_until(lambda: connected() or self.stopped_by_server, timeout, interval=0.005)
+        return connected() and not self.stopped_by_server

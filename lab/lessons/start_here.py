@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from lab.clients.base import (
+from lab.bench.stats import percentile
+from lab.clients import (
     BackgroundClient,
     LongPollingClient,
     NDJSONStreamClient,
@@ -45,9 +46,7 @@ class DeliveryResult:
 
     @property
     def p95_latency_ms(self) -> float:
-        if len(self.latencies_ms) < 2:
-            return self.median_latency_ms
-        return statistics.quantiles(self.latencies_ms, n=20)[-1]
+        return percentile(self.latencies_ms, 95) if self.latencies_ms else float("nan")
 
     def row(self) -> dict:
         return {

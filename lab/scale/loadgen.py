@@ -372,11 +372,12 @@ class Delivery:
         return len(self.latencies_ms)
 
     def percentile(self, p: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        values = sorted(self.latencies_ms)
-        k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
-        return values[k]
+        """``lab.bench.stats.percentile`` of the latencies (NaN when none arrived)."""
+        # Imported here, not at the top: the spawned workers import this
+        # module, and lab.bench pulls in the whole harness.
+        from lab.bench.stats import percentile
+
+        return percentile(self.latencies_ms, p) if self.latencies_ms else float("nan")
 
     @property
     def p50_ms(self) -> float:
