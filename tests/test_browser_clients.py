@@ -7,6 +7,7 @@ WebSocket push and echo) is proved in Chromium by tests/e2e/test_browser_clients
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,9 @@ def test_a_page_that_reports_no_origin_is_not_admitted():
 
 def test_a_websocket_without_admit_connects_at_once():
     assert BrowserWebSocket(8000, "ws").origin_admitted is True
+
+
+def test_the_browser_code_is_loaded_from_its_js_file() -> None:
+    js = Path(browser.__file__).with_name("browser.js")
+    assert browser._ESM == js.read_text(encoding="utf-8")
+    assert "export default { initialize, render }" in browser._ESM
