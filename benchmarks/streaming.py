@@ -52,6 +52,7 @@ from lab.clients import NDJSONStreamClient
 from lab.clients.sse import ReconnectingSSEClient
 from lab.lessons import http_streaming as lesson
 from lab.recorder import ArrivalRecorder
+from lab.scale.jupyter_proxy import JupyterServerProxy
 from lab.waiting import wait_until
 from servers import runtime, sse, streaming
 from servers.common import app_with
@@ -265,10 +266,10 @@ def buffering(server: ServerThread, n: int = 5, gap_s: float = 0.2) -> dict:
         out["tiny_proxy"] = [r.row() for r in tiny]
     finally:
         proxy.stop()
-    if lesson.JupyterServerProxy.available():
+    if JupyterServerProxy.available():
         import jupyter_server_proxy
 
-        with lesson.JupyterServerProxy() as jsp:
+        with JupyterServerProxy() as jsp:
             real = lesson.proxy_runs(
                 server,
                 lambda p: jsp.url_for(server.port, p),

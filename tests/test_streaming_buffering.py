@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from lab.lessons import http_streaming as lesson
+from lab.scale.jupyter_proxy import JupyterServerProxy
 from servers import runtime, sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread
@@ -110,10 +111,10 @@ def test_tiny_proxy_reports_a_dead_upstream_as_502():
 
 
 @pytest.mark.skipif(
-    not lesson.JupyterServerProxy.available(), reason="jupyter-server-proxy is not installed"
+    not JupyterServerProxy.available(), reason="jupyter-server-proxy is not installed"
 )
 def test_real_jupyter_server_proxy_buffers_unless_accept_is_event_stream(server):
-    with lesson.JupyterServerProxy() as jsp:
+    with JupyterServerProxy() as jsp:
         buffered, live = lesson.proxy_runs(
             server,
             lambda p: jsp.url_for(server.port, p),

@@ -69,7 +69,7 @@ ASCII_JSON = (
 
 # (file, rule) -> (guard regex near every hit, or None for a known gap; reason)
 ALLOWED: dict[tuple[str, str], tuple[str | None, str]] = {
-    ("lab/scale/loadgen.py", "resource module"): (
+    ("lab/scale/loadgen_worker.py", "resource module"): (
         r"except \(ImportError",
         "workers raise their soft fd limit where `resource` exists; on Windows the import "
         "fails and is skipped (there is no fd limit to raise)",
@@ -85,11 +85,6 @@ ALLOWED: dict[tuple[str, str], tuple[str | None, str]] = {
     ("lab/lessons/scaling.py", "psutil rlimit"): (
         r"except \(AttributeError",
         "psutil.Process.rlimit is Linux-only; falls back to fd_limit() (None on Windows)",
-    ),
-    ("lab/scale/cluster.py", "SIGTERM sent to a process"): (
-        r"os\.name == \"nt\"",
-        "Windows cannot deliver SIGTERM: Popen.terminate() (TerminateProcess) instead; the "
-        "notebook drains through HTTP POST /drain, which works everywhere",
     ),
     ("benchmarks/webhooks.py", "POSIX-only os call"): (
         r"except \(AttributeError",

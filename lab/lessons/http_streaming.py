@@ -8,8 +8,9 @@
   events and records when each one reaches a ``requests`` reader;
   ``plot_buffering()`` draws arrival time against send time. A live stream
   lies on the diagonal; a buffered one is a vertical wall after the last send.
-* ``JupyterServerProxy``: a real jupyter_server with jupyter-server-proxy in
-  a subprocess (the proxy Binder users go through), for the measured run.
+* ``JupyterServerProxy`` (``lab/scale/jupyter_proxy.py``): a real
+  jupyter_server with jupyter-server-proxy in a subprocess (the proxy Binder
+  users go through), for the measured run; ``proxy_runs`` measures through it.
 * ``HeartbeatPanel``: a slider that sets the server's heartbeat interval,
   with the heartbeat and watchdog counters.
 """
@@ -17,14 +18,8 @@
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
-import os
-import shutil
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -331,101 +326,6 @@ def plot_buffering(runs: list[BufferingRun], title: str = "When did each event a
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-# -- the real proxy --------------------------------------------------------------
-
-
-class JupyterServerProxy:
-    """A jupyter_server with only jupyter-server-proxy enabled, in a
-    subprocess on a free loopback port: ``url_for(port, path)`` is the
-    ``/proxy/<port>/<path>`` URL a Binder user's browser would use."""
-
-    def __init__(self, startup_timeout: float = 60.0) -> None:
-        self.startup_timeout = startup_timeout
-        self.token = os.urandom(12).hex()
-        self.port: int | None = None
-        self._proc: subprocess.Popen | None = None
-        self._dir: str | None = None
-
-    @staticmethod
-    def available() -> bool:
-        return all(
-            importlib.util.find_spec(m) is not None
-            for m in ("jupyter_server", "jupyter_server_proxy")
-        )
-
-    @property
-    def headers(self) -> dict:
-        return {"Authorization": f"token {self.token}"}
-
-    def url_for(self, port: int, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/proxy/{port}/{path.lstrip('/')}"
-
-    def start(self) -> JupyterServerProxy:
-        if not self.available():
-            raise RuntimeError("jupyter_server and jupyter-server-proxy are not installed")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._dir = tempfile.mkdtemp(prefix="jsp-")
-        config = os.path.join(self._dir, "config.json")
-        with open(config, "w", encoding="utf-8") as fh:
-            # Only the proxy: starting JupyterLab's extensions would triple the start-up time.
-            off = [
-                "jupyterlab",
-                "jupyter_lsp",
-                "notebook",
-                "notebook_shim",
-                "jupyter_server_terminals",
-            ]
-            extensions = {"jupyter_server_proxy": True, **dict.fromkeys(off, False)}
-            json.dump({"ServerApp": {"jpserver_extensions": extensions}}, fh)
-        cmd = [
-            sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-            "--ip=127.0.0.1", f"--port={self.port}", "--port-retries=0",
-            f"--IdentityProvider.token={self.token}", f"--config={config}",
-            f"--ServerApp.root_dir={self._dir}",
-        ]  # fmt: skip
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": self._dir, "JUPYTER_RUNTIME_DIR": self._dir}
-        self._proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=self._dir
-        )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self.stop()
-                raise RuntimeError("jupyter_server exited during start-up")
-            try:
-                status = requests.get(
-                    f"http://127.0.0.1:{self.port}/api/status", headers=self.headers, timeout=1
-                )
-                if status.status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"jupyter_server did not start within {self.startup_timeout} s")
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    def __enter__(self) -> JupyterServerProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def proxy_runs(

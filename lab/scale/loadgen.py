@@ -28,326 +28,20 @@ from a polite command to ``terminate()`` and ``kill()``. ``stop_all()`` and an
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import base64
-import json
 import multiprocessing as mp
-import os
 import queue
-import random
-import struct
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+
+from . import process
+from .loadgen_worker import worker_main
 
 KINDS = ("ws", "sse")
-CONNECT_CONCURRENCY = 64  # in-flight handshakes per worker: stays under the listen backlog
-MAX_RECONNECTS = 20
 
 
-# =============================================================================
-# Worker side (runs in the child process)
-# =============================================================================
-class _Client:
-    """One connection's state: a few integers and a small dict."""
-
-    __slots__ = (
-        "index", "server", "last_seq", "received", "dups", "gaps", "resyncs",
-        "reconnects", "arrivals", "close_codes", "open", "task", "writer", "chunked",
-    )  # fmt: skip
-
-    def __init__(self, index: int, server: int) -> None:
-        self.index = index
-        self.server = server
-        self.last_seq = 0
-        self.received = 0
-        self.dups = 0
-        self.gaps = 0
-        self.resyncs = 0
-        self.reconnects = 0
-        self.arrivals: dict[int, int] = {}  # seq -> latency ns (last 64 kept)
-        self.close_codes: list[int] = []
-        self.open = False
-        self.task: asyncio.Task | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.chunked = True
-
-    def on_event(self, seq: int, sent_ns: int, now: int) -> None:
-        if seq <= self.last_seq:
-            self.dups += 1
-            return
-        if self.last_seq and seq > self.last_seq + 1:
-            self.gaps += seq - self.last_seq - 1
-        self.last_seq = seq
-        self.received += 1
-        self.arrivals[seq] = now - sent_ns
-        if len(self.arrivals) > 64:
-            del self.arrivals[next(iter(self.arrivals))]
-
-
-class _Worker:
-    def __init__(self, conf: dict, commands: Any, out: Any) -> None:
-        self.wid = conf["wid"]
-        self.kind = conf["kind"]
-        self.urls = [urlsplit(u) for u in conf["urls"]]
-        self.deadline = time.monotonic() + conf["lifetime"]
-        self.commands = commands
-        self.out = out
-        self.clients: list[_Client] = []
-        self.closing = False
-        self.connect_sem: asyncio.Semaphore | None = None
-
-    async def run(self) -> None:
-        self.connect_sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
-        loop = asyncio.get_running_loop()
-        parent = mp.parent_process()
-        while time.monotonic() < self.deadline:
-            try:
-                cmd = await loop.run_in_executor(None, self.commands.get, True, 0.25)
-            except queue.Empty:
-                if parent is not None and not parent.is_alive():
-                    break  # the kernel went away: do not linger
-                continue
-            if cmd[0] == "connect":
-                await self.connect(cmd[1], cmd[2])
-            elif cmd[0] == "report":
-                await self.report(cmd[1], cmd[2])
-            elif cmd[0] == "urls":
-                self.urls = [urlsplit(u) for u in cmd[1]]
-            elif cmd[0] == "close":
-                break
-        await self.shutdown()
-        self.out.put(("closed", self.wid))
-
-    async def connect(self, first_index: int, count: int) -> None:
-        new = [_Client(i, i % len(self.urls)) for i in range(first_index, first_index + count)]
-        self.clients.extend(new)
-        done = 0
-        failed = 0
-        ready: list[asyncio.Future] = []
-        for client in new:
-            fut = asyncio.get_running_loop().create_future()
-            ready.append(fut)
-            client.task = asyncio.create_task(self.client_loop(client, fut))
-        step = max(1, count // 50)
-        for fut in asyncio.as_completed(ready):
-            ok = await fut
-            done += 1
-            failed += 0 if ok else 1
-            if done % step == 0 or done == count:
-                self.out.put(("progress", self.wid, done, failed))
-        self.out.put(("connected", self.wid, sum(c.open for c in self.clients), failed))
-
-    async def client_loop(self, client: _Client, ready: asyncio.Future) -> None:
-        attempts = 0
-        first = True
-        while not self.closing and time.monotonic() < self.deadline:
-            client.server %= len(self.urls)
-            url = self.urls[client.server]
-            try:
-                async with self.connect_sem:
-                    reader, writer = await asyncio.wait_for(self.handshake(url, client), 10)
-                client.open = True
-                client.writer = writer
-                attempts = 0
-                if not ready.done():
-                    ready.set_result(True)
-                first = False
-                await (
-                    self.read_ws(reader, client)
-                    if self.kind == "ws"
-                    else self.read_sse(reader, client)
-                )
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
-                pass
-            finally:
-                client.open = False
-                if client.writer is not None:
-                    client.writer.close()
-                    client.writer = None
-            if self.closing:
-                break
-            attempts += 1
-            if attempts > MAX_RECONNECTS or (first and attempts > 3):
-                break
-            client.reconnects += 1
-            # Move on: the next server in the list (a crashed or draining one
-            # is skipped), after exponential backoff with full jitter.
-            client.server = (client.server + 1) % len(self.urls)
-            await asyncio.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempts)))
-        if not ready.done():
-            ready.set_result(False)
-
-    async def handshake(self, url: Any, client: _Client) -> tuple:
-        reader, writer = await asyncio.open_connection(url.hostname, url.port, limit=2**20)
-        query = f"?last_seq={client.last_seq}" if client.last_seq else ""
-        host = f"{url.hostname}:{url.port}"
-        if self.kind == "ws":
-            key = base64.b64encode(os.urandom(16)).decode()
-            request = (
-                f"GET /ws{query} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            )
-        else:
-            request = (
-                f"GET /sse{query} HTTP/1.1\r\nHost: {host}\r\n"
-                "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
-            )
-        writer.write(request.encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = head.split(b" ", 2)[1]
-        want = b"101" if self.kind == "ws" else b"200"
-        if status != want:
-            writer.close()
-            raise ValueError(f"server answered {status!r}")
-        client.chunked = b"transfer-encoding: chunked" in head.lower()
-        return reader, writer
-
-    async def read_ws(self, reader: asyncio.StreamReader, client: _Client) -> None:
-        while True:
-            b0, b1 = await reader.readexactly(2)
-            n = b1 & 0x7F
-            if n == 126:
-                (n,) = struct.unpack("!H", await reader.readexactly(2))
-            elif n == 127:
-                (n,) = struct.unpack("!Q", await reader.readexactly(8))
-            if b1 & 0x80:  # servers must not mask; tolerate it anyway
-                await reader.readexactly(4)
-            data = await reader.readexactly(n)
-            now = time.monotonic_ns()
-            opcode = b0 & 0x0F
-            if opcode == 0x8:
-                client.close_codes.append(
-                    struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
-                )
-                return
-            if opcode == 0x9 and client.writer is not None:  # ping -> masked pong
-                mask = os.urandom(4)
-                body = bytes(c ^ mask[i % 4] for i, c in enumerate(data))
-                client.writer.write(bytes([0x8A, 0x80 | len(data)]) + mask + body)
-            elif opcode == 0x1:
-                self.on_message(client, json.loads(data), now)
-
-    async def read_sse(self, reader: asyncio.StreamReader, client: _Client) -> None:
-        buffer = b""
-        while True:
-            if client.chunked:
-                line = await reader.readline()
-                if not line:
-                    return
-                size = int(line.split(b";")[0], 16)
-                if size == 0:
-                    return  # the server ended the stream (drain)
-                chunk = (await reader.readexactly(size + 2))[:-2]
-            else:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    return
-            now = time.monotonic_ns()
-            buffer += chunk.replace(b"\r\n", b"\n")
-            while b"\n\n" in buffer:
-                block, buffer = buffer.split(b"\n\n", 1)
-                event, data = "message", []
-                for line in block.split(b"\n"):
-                    if line.startswith(b"event:"):
-                        event = line[6:].strip().decode()
-                    elif line.startswith(b"data:"):
-                        data.append(line[5:].lstrip(b" "))
-                if data:
-                    message = json.loads(b"\n".join(data))
-                    if event == "_resync":
-                        message["type"] = "_resync"
-                    self.on_message(client, message, now)
-
-    @staticmethod
-    def on_message(client: _Client, message: dict, now: int) -> None:
-        if message.get("type") == "_resync":
-            client.resyncs += 1
-            client.last_seq = int(message.get("last_seq", client.last_seq))
-        elif "seq" in message:
-            client.on_event(int(message["seq"]), int(message.get("sent_ns", now)), now)
-
-    async def report(self, seq: int, timeout: float) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and any(c.last_seq < seq for c in self.clients):
-            await asyncio.sleep(0.01)
-        per_server: dict[int, int] = {}
-        for c in self.clients:
-            if c.open:
-                per_server[c.server] = per_server.get(c.server, 0) + 1
-        self.out.put(
-            (
-                "report",
-                self.wid,
-                {
-                    "clients": len(self.clients),
-                    "open": sum(c.open for c in self.clients),
-                    "latency_ns": [c.arrivals[seq] for c in self.clients if seq in c.arrivals],
-                    "missing": [c.index for c in self.clients if c.last_seq < seq],
-                    "got_seq_by_server": _count(
-                        c.server for c in self.clients if seq in c.arrivals
-                    ),
-                    "latency_ns_by_server": _group(
-                        (c.server, c.arrivals[seq]) for c in self.clients if seq in c.arrivals
-                    ),
-                    "received": sum(c.received for c in self.clients),
-                    "dups": sum(c.dups for c in self.clients),
-                    "gaps": sum(c.gaps for c in self.clients),
-                    "resyncs": sum(c.resyncs for c in self.clients),
-                    "reconnects": sum(c.reconnects for c in self.clients),
-                    "close_codes": _count(code for c in self.clients for code in c.close_codes),
-                    "per_server": per_server,
-                },
-            )
-        )
-
-    async def shutdown(self) -> None:
-        self.closing = True
-        for c in self.clients:
-            if c.writer is not None:
-                c.writer.close()
-            if c.task is not None:
-                c.task.cancel()
-        tasks = [c.task for c in self.clients if c.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=2)
-
-
-def _count(items: Any) -> dict:
-    out: dict = {}
-    for item in items:
-        out[item] = out.get(item, 0) + 1
-    return out
-
-
-def _group(pairs: Any) -> dict:
-    out: dict = {}
-    for key, value in pairs:
-        out.setdefault(key, []).append(value)
-    return out
-
-
-def _worker_main(conf: dict, commands: Any, out: Any) -> None:
-    """Entry point of a worker process."""
-    try:
-        import resource  # POSIX only: raise the soft fd limit to the hard one
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ImportError, ValueError, OSError):
-        pass
-    asyncio.run(_Worker(conf, commands, out).run())
-
-
-# =============================================================================
-# Kernel side
-# =============================================================================
 @dataclass
 class Delivery:
     """What the clients saw of one event (``seq``), summed over workers."""
@@ -395,9 +89,6 @@ class Delivery:
         )
 
 
-_live: weakref.WeakSet[LoadGenerator] = weakref.WeakSet()
-
-
 class LoadGenerator:
     """``processes`` worker processes holding WebSocket or SSE clients.
 
@@ -427,13 +118,13 @@ class LoadGenerator:
             commands = self._ctx.Queue()
             conf = {"wid": wid, "kind": self.kind, "urls": self.urls, "lifetime": self.lifetime}
             proc = self._ctx.Process(
-                target=_worker_main, args=(conf, commands, self._out), daemon=True,
+                target=worker_main, args=(conf, commands, self._out), daemon=True,
                 name=f"loadgen-{self.kind}-{wid}",
             )  # fmt: skip
             proc.start()
             self._commands.append(commands)
             self.processes.append(proc)
-        _live.add(self)
+        process.track(self)
         return self
 
     def __enter__(self) -> LoadGenerator:
@@ -558,18 +249,17 @@ class LoadGenerator:
             for proc in self.processes:
                 proc.join(max(0.0, end - time.monotonic()))
             for proc in self.processes:
-                if proc.is_alive():
-                    proc.terminate()
-                    proc.join(1.0)
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join(1.0)
+                process.end_process(proc, 1.0)
             for q in [*self._commands, self._out]:
                 q.close()
                 q.join_thread()
             self._commands = []
             self.processes = []
-            _live.discard(self)
+            process.untrack(self)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """The same as ``close()``: the name ``lab.scale.process.stop_all`` calls."""
+        self.close(timeout)
 
     @property
     def alive(self) -> int:
@@ -578,8 +268,7 @@ class LoadGenerator:
 
 def stop_all() -> None:
     """Close every load generator of this process (the clean-up cell)."""
-    for gen in list(_live):
-        gen.close()
+    process.stop_all(LoadGenerator)
 
 
 atexit.register(stop_all)
