@@ -10,6 +10,7 @@ import requests
 
 from lab.lessons import http_streaming as lesson
 from lab.scale.jupyter_proxy import JupyterServerProxy
+from lab.wire.http import WireView, raw_request, split_http
 from servers import runtime, sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread
@@ -27,8 +28,8 @@ def server():
 def test_ndjson_stream_is_framed_as_chunks_with_hex_sizes(server):
     server.publish("tick", {"i": 1})
     server.publish("tick", {"i": 2})
-    view = lesson.WireView(
-        lesson.raw_request(
+    view = WireView(
+        raw_request(
             server.url, "/stream/ndjson?after=0&limit=2", duration=3, until=b"\r\n0\r\n\r\n"
         )
     )
@@ -42,8 +43,8 @@ def test_ndjson_stream_is_framed_as_chunks_with_hex_sizes(server):
 
 def test_close_delimited_response_has_neither_chunking_nor_length(server):
     server.publish("tick", {})
-    raw = lesson.raw_request(server.url, "/stream/ndjson-close?after=0&limit=1", duration=3)
-    head, body = lesson.split_http(raw)
+    raw = raw_request(server.url, "/stream/ndjson-close?after=0&limit=1", duration=3)
+    head, body = split_http(raw)
     assert b"Transfer-Encoding" not in head and b"Content-Length" not in head
     assert b"Connection: close" in head and body.endswith(b"}\n")
 
