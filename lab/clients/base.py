@@ -106,5 +106,9 @@ def cut_connection(resp: requests.Response | None) -> None:
 
 
 def _socket_of(resp: requests.Response) -> socket.socket | None:
+    # No public requests API exposes the socket under a streaming response.
+    # urllib3 2.x has the public HTTPResponse.connection; urllib3 1.26 (which
+    # requests>=2.31 still allows) only the private _connection, hence the
+    # fallback. tests/test_lab_layout.py fails if urllib3 drops the public one.
     connection = getattr(resp.raw, "connection", None) or getattr(resp.raw, "_connection", None)
     return getattr(connection, "sock", None)
