@@ -8,7 +8,7 @@ shares), ``polling`` (short and long polling), ``ndjson`` (the push stream),
 
 from .base import BackgroundClient, cut_connection
 from .ndjson import NDJSONStreamClient
-from .polling import LongPollingClient, ShortPollingClient
+from .polling import LongPollingClient, PollingClient, ShortPollingClient
 from .sse import ReconnectingSSEClient
 from .websocket import RoomClient
 
@@ -16,6 +16,7 @@ __all__ = [
     "BackgroundClient",
     "LongPollingClient",
     "NDJSONStreamClient",
+    "PollingClient",
     "ReconnectingSSEClient",
     "RoomClient",
     "ShortPollingClient",

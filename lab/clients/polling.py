@@ -6,7 +6,23 @@ from lab.clients.base import BackgroundClient
 from servers.events import Event
 
 
-class ShortPollingClient(BackgroundClient):
+class PollingClient(BackgroundClient):
+    """What both polling clients do: ask for the events after the last seq seen."""
+
+    def poll(self, path: str, timeout: float, params: dict | None = None) -> None:
+        """One request: ``GET path?after=<last seq>`` (plus ``params``), deliver what came."""
+        self.requests_made += 1
+        resp = self.session.get(
+            f"{self.base_url}{path}",
+            params={"after": self.last_seq, **(params or {})},
+            timeout=timeout,
+        )
+        resp.raise_for_status()
+        for item in resp.json()["events"]:
+            self.deliver(Event.from_dict(item))
+
+
+class ShortPollingClient(PollingClient):
     """Ask "anything new?" every ``interval`` seconds, news or not."""
 
     name = "short-polling"
@@ -17,17 +33,11 @@ class ShortPollingClient(BackgroundClient):
 
     def run(self) -> None:
         while not self._stop.is_set():
-            self.requests_made += 1
-            resp = self.session.get(
-                f"{self.base_url}/events", params={"after": self.last_seq}, timeout=5
-            )
-            resp.raise_for_status()
-            for item in resp.json()["events"]:
-                self.deliver(Event.from_dict(item))
+            self.poll("/events", timeout=5)
             self._stop.wait(self.interval)
 
 
-class LongPollingClient(BackgroundClient):
+class LongPollingClient(PollingClient):
     """Ask "anything new?" and let the server hold the answer until there is."""
 
     name = "long-polling"
@@ -39,12 +49,5 @@ class LongPollingClient(BackgroundClient):
 
     def run(self) -> None:
         while not self._stop.is_set():
-            self.requests_made += 1
-            resp = self.session.get(
-                f"{self.base_url}/events/wait",
-                params={"after": self.last_seq, "timeout": self.wait},
-                timeout=self.wait + 5,
-            )
-            resp.raise_for_status()
-            for item in resp.json()["events"]:
-                self.deliver(Event.from_dict(item))
+            # The server holds the request up to ``wait`` s; ours waits longer.
+            self.poll("/events/wait", timeout=self.wait + 5, params={"timeout": self.wait})

@@ -167,6 +167,8 @@ class ReconnectingSSEClient(BackgroundClient):
         # resume=False: reconnect but never send Last-Event-ID, which is what
         # a plain sseclient-py loop does (notebook 03 shows what it loses).
         self.resume = resume
+        # Counters notebook 03 reads. (duplicates pairs these lines with
+        # lab/scale/loadgen_wire.Client's counters by shape only: other state.)
         self.connections = 0
         self.watchdog_reconnects = 0
         self.truncated_streams = 0

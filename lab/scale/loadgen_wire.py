@@ -26,6 +26,8 @@ class Client:
     )  # fmt: skip
 
     def __init__(self, index: int, server: int) -> None:
+        # (duplicates pairs these lines with ReconnectingSSEClient's counters
+        # in lab/clients/sse.py by shape only: other state, kept apart.)
         self.index = index
         self.server = server
         self.last_seq = 0
