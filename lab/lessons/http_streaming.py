@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import requests
 import sseclient
 
+from lab.waiting import wait_until
 from servers.events import Event
 from servers.runtime import ServerThread
 
@@ -116,11 +117,8 @@ def measure_arrivals(
     before = _subscriptions(server)
     reader = threading.Thread(target=read, name="buffering-reader", daemon=True)
     reader.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and reader.is_alive():
-        if _subscriptions(server) - before:
-            break  # the reader's request reached the server (directly or via the proxy)
-        time.sleep(0.01)
+    # Until the reader's request reached the server (directly or via the proxy).
+    wait_until(lambda: not reader.is_alive() or bool(_subscriptions(server) - before), 10)
     before.clear()
     sent: list[Event] = []
     for i in range(n):
