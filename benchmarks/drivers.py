@@ -25,16 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.bench.relay import CountingRelay, Counts
-from lab.clients import (
-    LongPollingClient,
-    NDJSONStreamClient,
-    ShortPollingClient,
-    wait_until,
-)
+from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
+from lab.clients.sse import ReconnectingSSEClient
+from lab.clients.websocket import RoomClient
 from lab.recorder import ArrivalRecorder
-from lab.sse_client import ReconnectingSSEClient
-from lab.ws_client import RoomClient
+from lab.waiting import wait_until
+from lab.wire.relay import CountingRelay, Counts
 from servers import polling, sse, streaming, websocket
 from servers.runtime import ServerThread
 from servers.webhooks import signing

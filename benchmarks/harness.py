@@ -234,7 +234,7 @@ def run(
             "payload_bytes": len(json.dumps(PAYLOAD, separators=(",", ":"))),
             "event_type": EVENT_TYPE,
             "byte_counting": "a counting TCP relay on 127.0.0.1 between consumer and event "
-            "source (lab/bench/relay.py): every byte each side wrote, headers and framing "
+            "source (lab/wire/relay.py): every byte each side wrote, headers and framing "
             "included; the relay adds one loopback hop to every transport alike",
             "short_poll_interval_s": SHORT_POLL_INTERVAL_S,
             "long_poll_wait_s": LONG_POLL_WAIT_S,

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import psutil
 
-from lab.cluster import ServerProcess
-from lab.loadgen import LoadGenerator
-from lab.redis_local import RedisServer, available
+from lab.scale.cluster import ServerProcess
+from lab.scale.loadgen import LoadGenerator
+from lab.scale.redis_server import RedisServer, available
 
 RESULTS = Path(__file__).parent / "results" / "scaling.json"
 

@@ -48,10 +48,12 @@ from pathlib import Path
 
 import tornado
 
-from lab import streaming_ui as ui
-from lab.clients import NDJSONStreamClient, wait_until
+from lab.clients import NDJSONStreamClient
+from lab.clients.sse import ReconnectingSSEClient
+from lab.lessons import http_streaming as lesson
 from lab.recorder import ArrivalRecorder
-from lab.sse_client import ReconnectingSSEClient
+from lab.scale.jupyter_proxy import JupyterServerProxy
+from lab.waiting import wait_until
 from servers import runtime, sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread
@@ -258,17 +260,17 @@ def buffering(server: ServerThread, n: int = 5, gap_s: float = 0.2) -> dict:
     out: dict = {}
     proxy = runtime.start("bench-buffering-proxy", streaming.buffering_proxy_app(server.url))
     try:
-        tiny = ui.proxy_runs(
+        tiny = lesson.proxy_runs(
             server, lambda p: f"{proxy.url}/{p}", n=n, gap_s=gap_s, label="tiny proxy"
         )
         out["tiny_proxy"] = [r.row() for r in tiny]
     finally:
         proxy.stop()
-    if ui.JupyterServerProxy.available():
+    if JupyterServerProxy.available():
         import jupyter_server_proxy
 
-        with ui.JupyterServerProxy() as jsp:
-            real = ui.proxy_runs(
+        with JupyterServerProxy() as jsp:
+            real = lesson.proxy_runs(
                 server,
                 lambda p: jsp.url_for(server.port, p),
                 headers=jsp.headers,

@@ -61,8 +61,9 @@ from typing import Any
 import psutil
 
 from benchmarks.baselines import BareBroadcastHandler, bare_app
-from lab.ws_experiments import connect_ws, echo_round_trip, percentile, room_round_trip
-from lab.ws_wire import RawWebSocket, encode_frame
+from benchmarks.stats import percentile
+from lab.lessons.websockets import connect_ws, echo_round_trip, room_round_trip
+from lab.wire.websocket import RawWebSocket, encode_frame
 from servers import websocket as room
 from servers.runtime import ServerThread
 
@@ -183,7 +184,7 @@ def complete_frames(buffer: bytes) -> tuple[int, bytes]:
     """How many whole (unmasked, server) frames ``buffer`` starts with, and
     what is left after them.
 
-    Not ``lab.ws_wire.decode_frames``: that one copies each payload into a
+    Not ``lab.wire.websocket.decode_frames``: that one copies each payload into a
     ``Frame``, so its cost grows with the frame, and the room's broadcasts
     are larger than the echo's replies. Counting from the headers alone
     keeps the flood client's work the same for both servers."""

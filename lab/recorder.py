@@ -5,6 +5,10 @@ clients run in the same process as the server that stamped ``sent_ns``, and
 both read ``time.monotonic_ns()``, ``latency = received_ns - sent_ns`` is
 exact. Sequence numbers make loss and duplication visible: a seq seen twice is
 a duplicate, a seq never seen below the highest one seen is lost.
+
+``ExpectedRecorder`` is for a consumer that gets only some event types (a
+webhook receiver gets the types it subscribed to): it counts as lost only
+the events it was told to expect.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from lab.waiting import wait_until
 from servers.events import Event
 
 
@@ -122,12 +128,9 @@ class ArrivalRecorder:
 
     def wait_for(self, seq: int, timeout: float = 5.0) -> bool:
         """Block until ``seq`` (and every seq before it) has arrived."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.highest_seq >= seq and not self.missing(seq):
-                return True
-            time.sleep(0.005)
-        return False
+        return wait_until(
+            lambda: self.highest_seq >= seq and not self.missing(seq), timeout, interval=0.005
+        )
 
     def reset(self) -> None:
         with self._lock:
@@ -144,3 +147,49 @@ class ArrivalRecorder:
             "lost": self.lost(),
             "median_latency_ms": statistics.median(lat) if lat else None,
         }
+
+
+class ExpectedRecorder(ArrivalRecorder):
+    """Counts as lost only the events that were expected and never came.
+
+    A webhook receiver gets only the types it subscribed to, so the gaps in
+    ``seq`` left by other types are not losses. Call ``expect(event)`` for
+    each event that should arrive, or ``follow(trigger, types)``.
+    """
+
+    def __init__(self, name: str = "receiver") -> None:
+        super().__init__(name)
+        self._expected: set[int] = set()
+
+    def expect(self, event: Event | int) -> None:
+        seq = event if isinstance(event, int) else event.seq
+        with self._lock:
+            self._expected.add(seq)
+
+    def follow(self, trigger: Any, event_types: Iterable[str]) -> None:
+        wanted = set(event_types)
+        trigger.on_fire(lambda e: self.expect(e) if e.type in wanted else None)
+
+    @property
+    def last_expected(self) -> int:
+        with self._lock:
+            return max(self._expected, default=0)
+
+    @property
+    def expected_count(self) -> int:
+        with self._lock:
+            return len(self._expected)
+
+    def missing(self, up_to: int | None = None) -> list[int]:
+        with self._lock:
+            top = max(self._seen, default=0) if up_to is None else up_to
+            return sorted(s for s in self._expected if s <= top and s not in self._seen)
+
+    def out_of_order(self) -> int:
+        """Arrivals whose seq is lower than one that arrived before them."""
+        count, highest = 0, 0
+        for a in self.arrivals:
+            if a.seq < highest:
+                count += 1
+            highest = max(highest, a.seq)
+        return count

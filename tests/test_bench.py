@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import harness, schema
 from benchmarks.stats import latency_summary, percentile
-from lab.bench.relay import CountingRelay
+from lab.wire.relay import CountingRelay
 from servers import polling
 from servers.runtime import ServerThread
 

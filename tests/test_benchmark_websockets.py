@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.websockets import complete_frames, overhead
-from lab.ws_wire import encode_frame
+from lab.wire.websocket import encode_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""lab.browser, kernel side: construction, paths, and the page-derived URL rule.
+"""lab.clients.browser, kernel side: construction, paths, and the page-derived URL rule.
 
 The browser behaviour itself (EventSource live, fetch buffered by the proxy,
 WebSocket push and echo) is proved in Chromium by tests/e2e/test_browser_clients_in_lab.py.
@@ -7,11 +7,12 @@ WebSocket push and echo) is proved in Chromium by tests/e2e/test_browser_clients
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from lab import browser
-from lab.browser import (
+from lab.clients import browser
+from lab.clients.browser import (
     BrowserEventSource,
     BrowserFetchStream,
     BrowserWebSocket,
@@ -83,3 +84,9 @@ def test_a_page_that_reports_no_origin_is_not_admitted():
 
 def test_a_websocket_without_admit_connects_at_once():
     assert BrowserWebSocket(8000, "ws").origin_admitted is True
+
+
+def test_the_browser_code_is_loaded_from_its_js_file() -> None:
+    js = Path(browser.__file__).with_name("browser.js")
+    assert browser._ESM == js.read_text(encoding="utf-8")
+    assert "export default { initialize, render }" in browser._ESM

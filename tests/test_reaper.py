@@ -10,12 +10,12 @@ import time
 import psutil
 import pytest
 
-from lab import redis_local
+from lab.scale import redis_server
 
 CHILD_SCRIPT = textwrap.dedent(
     """
     import subprocess, sys, time
-    from lab import reaper
+    from lab.scale import reaper
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     reaper.guard(child)
     print(child.pid, flush=True)
@@ -48,12 +48,12 @@ def test_a_guarded_process_ends_when_its_parent_is_killed():
             parent.kill()
 
 
-@pytest.mark.skipif(redis_local.binary() is None, reason="redis-server is not installed")
+@pytest.mark.skipif(redis_server.binary() is None, reason="redis-server is not installed")
 def test_redis_started_by_a_killed_kernel_is_ended():
     script = textwrap.dedent(
         """
         import time
-        from lab.redis_local import RedisServer
+        from lab.scale.redis_server import RedisServer
         server = RedisServer().start()
         print(server.proc.pid, flush=True)
         time.sleep(60)

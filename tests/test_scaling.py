@@ -10,15 +10,16 @@ import time
 import psutil
 import pytest
 
-from lab import cluster, redis_local, scaling_ui
 from lab.exercises import load_solution
 from lab.exercises.scaling import check_encode_frame, check_max_connections
-from lab.loadgen import LoadGenerator
+from lab.lessons import scaling as scaling_lesson
+from lab.scale import cluster, redis_server
+from lab.scale.loadgen import LoadGenerator
 from servers import fanout
 from servers.runtime import ServerThread
 
 needs_redis = pytest.mark.skipif(
-    not redis_local.available(), reason="redis-server is not installed (CI installs it with apt)"
+    not redis_server.available(), reason="redis-server is not installed (CI installs it with apt)"
 )
 
 
@@ -39,7 +40,7 @@ def children() -> set[int]:
 
 @pytest.fixture
 def redis():
-    with redis_local.RedisServer() as r:
+    with redis_server.RedisServer() as r:
         yield r
 
 
@@ -55,23 +56,23 @@ def no_leftovers():
 
 @needs_redis
 def test_local_redis_starts_and_stops_cleanly(no_leftovers):
-    r = redis_local.RedisServer().start()
+    r = redis_server.RedisServer().start()
     port, workdir, pid = r.port, r._dir, r.proc.pid
-    assert redis_local.ping(port)
+    assert redis_server.ping(port)
     assert r.url == f"redis://127.0.0.1:{port}/0"
     assert os.listdir(workdir) == []  # no persistence: nothing written
     r.stop()
     r.stop()  # idempotent
-    assert not redis_local.ping(port)
+    assert not redis_server.ping(port)
     assert not os.path.exists(workdir)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_missing_redis_binary_is_reported_clearly(monkeypatch):
-    monkeypatch.setattr(redis_local.shutil, "which", lambda name: None)
-    assert not redis_local.available()
-    with pytest.raises(redis_local.RedisUnavailable, match="not installed.*apt-get"):
-        redis_local.RedisServer().start()
+    monkeypatch.setattr(redis_server.shutil, "which", lambda name: None)
+    assert not redis_server.available()
+    with pytest.raises(redis_server.RedisUnavailable, match="not installed.*apt-get"):
+        redis_server.RedisServer().start()
 
 
 @needs_redis
@@ -211,17 +212,17 @@ class socket_port:
 
 
 def test_resource_snapshot_and_per_connection_maths():
-    snap = scaling_ui.snapshot()
+    snap = scaling_lesson.snapshot()
     assert snap.pid == os.getpid() and snap.rss_bytes > 0 and snap.fds > 0
-    limit = scaling_ui.fd_limit()
+    limit = scaling_lesson.fd_limit()
     assert limit is None or limit >= snap.fds
-    later = scaling_ui.Snapshot(
+    later = scaling_lesson.Snapshot(
         snap.pid, snap.rss_bytes + 100 * 1024 * 10, snap.fds + 100, limit, snap.cpu_seconds + 1
     )
-    r = scaling_ui.per_connection(snap, later, 100)
+    r = scaling_lesson.per_connection(snap, later, 100)
     assert r["kib_per_connection"] == pytest.approx(10.0)
     assert r["fds_in_use"] == snap.fds + 100
-    assert "KiB" in scaling_ui.resource_table({"WebSocket": r})
+    assert "KiB" in scaling_lesson.resource_table({"WebSocket": r})
 
 
 def test_exercise_checkers_accept_solutions_and_reject_wrong_answers():

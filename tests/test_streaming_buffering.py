@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from lab import streaming_ui as ui
+from lab.lessons import http_streaming as lesson
+from lab.scale.jupyter_proxy import JupyterServerProxy
+from lab.wire.http import WireView, raw_request, split_http
 from servers import runtime, sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread
@@ -26,8 +28,8 @@ def server():
 def test_ndjson_stream_is_framed_as_chunks_with_hex_sizes(server):
     server.publish("tick", {"i": 1})
     server.publish("tick", {"i": 2})
-    view = ui.WireView(
-        ui.raw_request(
+    view = WireView(
+        raw_request(
             server.url, "/stream/ndjson?after=0&limit=2", duration=3, until=b"\r\n0\r\n\r\n"
         )
     )
@@ -41,8 +43,8 @@ def test_ndjson_stream_is_framed_as_chunks_with_hex_sizes(server):
 
 def test_close_delimited_response_has_neither_chunking_nor_length(server):
     server.publish("tick", {})
-    raw = ui.raw_request(server.url, "/stream/ndjson-close?after=0&limit=1", duration=3)
-    head, body = ui.split_http(raw)
+    raw = raw_request(server.url, "/stream/ndjson-close?after=0&limit=1", duration=3)
+    head, body = split_http(raw)
     assert b"Transfer-Encoding" not in head and b"Content-Length" not in head
     assert b"Connection: close" in head and body.endswith(b"}\n")
 
@@ -53,7 +55,7 @@ def test_close_delimited_bad_cursor_is_a_400(server):
 
 
 def test_chunked_arrives_live_and_close_delimited_is_held_until_close(server):
-    chunked = ui.measure_arrivals(
+    chunked = lesson.measure_arrivals(
         server,
         f"{server.url}/stream/ndjson?after={server.hub.log.last_seq}&limit={N}",
         "ndjson",
@@ -61,7 +63,7 @@ def test_chunked_arrives_live_and_close_delimited_is_held_until_close(server):
         n=N,
         gap_s=GAP,
     )
-    close = ui.measure_arrivals(
+    close = lesson.measure_arrivals(
         server,
         f"{server.url}/stream/ndjson-close?after={server.hub.log.last_seq}&limit={N}",
         "ndjson",
@@ -78,7 +80,7 @@ def test_chunked_arrives_live_and_close_delimited_is_held_until_close(server):
 def test_tiny_proxy_buffers_unless_accept_is_exactly_event_stream(server):
     proxy = runtime.start("test-buffering-proxy", streaming.buffering_proxy_app(server.url))
     try:
-        buffered, live = ui.proxy_runs(
+        buffered, live = lesson.proxy_runs(
             server, lambda p: f"{proxy.url}/{p}", n=N, gap_s=GAP, label="tiny"
         )
         assert buffered.received == N and buffered.held_until_end
@@ -86,7 +88,7 @@ def test_tiny_proxy_buffers_unless_accept_is_exactly_event_stream(server):
         assert live.received == N and not live.held_until_end
         assert live.response_headers["X-Proxy-Mode"] == "progressive"
         # A near miss is still buffered: the rule is an exact string match.
-        near = ui.measure_arrivals(
+        near = lesson.measure_arrivals(
             server,
             f"{proxy.url}/stream/sse?limit={N}",
             "sse",
@@ -110,11 +112,11 @@ def test_tiny_proxy_reports_a_dead_upstream_as_502():
 
 
 @pytest.mark.skipif(
-    not ui.JupyterServerProxy.available(), reason="jupyter-server-proxy is not installed"
+    not JupyterServerProxy.available(), reason="jupyter-server-proxy is not installed"
 )
 def test_real_jupyter_server_proxy_buffers_unless_accept_is_event_stream(server):
-    with ui.JupyterServerProxy() as jsp:
-        buffered, live = ui.proxy_runs(
+    with JupyterServerProxy() as jsp:
+        buffered, live = lesson.proxy_runs(
             server,
             lambda p: jsp.url_for(server.port, p),
             headers=jsp.headers,

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from lab.clients import wait_until
+from lab.waiting import wait_until
 from servers import sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread

@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import sseclient
 
-from lab.clients import NDJSONStreamClient, wait_until
+from lab.clients import NDJSONStreamClient
+from lab.clients.sse import RawTap, ReconnectingSSEClient, TruncatedStream, plan_reconnect
 from lab.recorder import ArrivalRecorder
-from lab.sse_client import RawTap, ReconnectingSSEClient, TruncatedStream, plan_reconnect
+from lab.waiting import wait_until
 from servers import sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from lab.clients.sse import plan_reconnect
 from lab.exercises import load_solution
-from lab.exercises.streaming import check_reconnect_plan, check_sse_encode
-from lab.sse_client import plan_reconnect
+from lab.exercises.http_streaming import check_reconnect_plan, check_sse_encode
 
 
 def test_sse_encode_checker_accepts_the_solution():

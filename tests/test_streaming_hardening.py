@@ -13,7 +13,7 @@ import pytest
 import requests
 from sse_spec_parser import parse
 
-from lab.streaming_ui import WireView, raw_request
+from lab.wire.http import WireView, raw_request
 from servers import events, polling, sse, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread

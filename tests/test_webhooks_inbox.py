@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import requests
 
-from lab.clients import wait_until
+from lab.waiting import wait_until
 from servers.runtime import ServerThread
 from servers.webhooks import signing
 from servers.webhooks.provider import ProviderHandle, provider_app

@@ -11,8 +11,8 @@ import pytest
 import requests
 from tornado.web import Application, RequestHandler
 
-from lab.clients import wait_until
 from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
 from servers.runtime import ServerThread
 from servers.webhooks import signing
 from servers.webhooks.provider import (

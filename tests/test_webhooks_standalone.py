@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from lab.clients import wait_until
+from lab.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,14 +8,14 @@ import requests
 
 from lab.exercises import load_solution
 from lab.exercises.webhooks import check_backoff_delays, check_verify_webhook
-from lab.webhooks_ui import (
+from lab.lessons.webhooks import (
     DeadLetterPanel,
-    ExpectedRecorder,
     FailureModeSelector,
     ReceiptLog,
     delivery_timeline,
-    wire_view,
 )
+from lab.recorder import ExpectedRecorder
+from lab.wire.http import request_view
 from servers.events import Event
 from servers.runtime import ServerThread
 from servers.webhooks import signing
@@ -62,7 +62,7 @@ def test_receipt_log_shows_verdicts_and_headers():
 
 def test_wire_view_counts_bytes():
     raw = b"POST /webhook HTTP/1.1\r\nHost: a\r\nwebhook-id: m\r\n\r\n{}"
-    view = wire_view(raw).value
+    view = request_view(raw).value
     assert "total on the wire: <b>52</b>" in view and "␍␊" in view
 
 

@@ -12,10 +12,10 @@ import pytest
 import requests
 import websocket
 
-from lab.clients import wait_until
+from lab.clients.websocket import RoomClient, backoff_delay
 from lab.recorder import ArrivalRecorder
-from lab.ws_client import RoomClient, backoff_delay
-from lab.ws_wire import HandshakeRefused, RawWebSocket, parse_close
+from lab.waiting import wait_until
+from lab.wire.websocket import HandshakeRefused, RawWebSocket, parse_close
 from servers import websocket as room
 from servers.cursor import resync_notice
 from servers.hub import CallbackSubscription, Subscription
@@ -135,7 +135,7 @@ def test_malformed_messages_get_an_error_not_a_crash(server, sent, fragment):
 
 
 def test_binary_frame_gets_an_error(server):
-    from lab.ws_wire import encode_frame
+    from lab.wire.websocket import encode_frame
 
     raw = joined(server)
     raw.send_raw(encode_frame(0x2, b"\x00\x01"))

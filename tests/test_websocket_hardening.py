@@ -13,9 +13,9 @@ import psutil
 import pytest
 import requests
 
+from lab.clients.websocket import RoomClient
 from lab.recorder import ArrivalRecorder
-from lab.ws_client import RoomClient
-from lab.ws_wire import RawWebSocket, parse_close
+from lab.wire.websocket import RawWebSocket, parse_close
 from servers import websocket as room
 from servers.events import EncodedCache, Event
 from servers.hub import LOG_MAX_BYTES

@@ -14,8 +14,8 @@ import socket
 import pytest
 import websocket
 
-from lab.ws_wire import (
-    ByteCountingRelay,
+from lab.wire.relay import CountingRelay
+from lab.wire.websocket import (
     RawWebSocket,
     accept_value,
     close_payload,
@@ -84,7 +84,7 @@ def test_server_handshake_accept_header_is_right(server):
 def test_captured_frames_from_real_clients_decode(server):
     """Through a byte-counting relay: websocket-client's masked frame up,
     Tornado's unmasked frames down."""
-    with ByteCountingRelay(server.port) as relay:
+    with CountingRelay(server.port, keep=8192) as relay:
         ws = websocket.create_connection(
             f"ws://127.0.0.1:{relay.port}/ws/room?token=demo", suppress_origin=True
         )

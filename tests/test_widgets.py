@@ -6,8 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
-from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient, wait_until
+from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
 from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
 from lab.widgets import ArrivalPanel, Throttle, TriggerPanel
 from servers import ServerThread
 from servers.common import app_with

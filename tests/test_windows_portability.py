@@ -69,27 +69,22 @@ ASCII_JSON = (
 
 # (file, rule) -> (guard regex near every hit, or None for a known gap; reason)
 ALLOWED: dict[tuple[str, str], tuple[str | None, str]] = {
-    ("lab/loadgen.py", "resource module"): (
+    ("lab/scale/loadgen_worker.py", "resource module"): (
         r"except \(ImportError",
         "workers raise their soft fd limit where `resource` exists; on Windows the import "
         "fails and is skipped (there is no fd limit to raise)",
     ),
-    ("lab/scaling_ui.py", "resource module"): (
+    ("lab/lessons/scaling.py", "resource module"): (
         r"except ImportError|resource is None",
         "fd_limit() returns None on Windows, the notebook prints 'none (Windows)'",
     ),
-    ("lab/scaling_ui.py", "psutil num_fds"): (
+    ("lab/lessons/scaling.py", "psutil num_fds"): (
         r"hasattr\(proc, \"num_fds\"\)",
         "Windows has handles, not fds: psutil's num_handles() instead",
     ),
-    ("lab/scaling_ui.py", "psutil rlimit"): (
+    ("lab/lessons/scaling.py", "psutil rlimit"): (
         r"except \(AttributeError",
         "psutil.Process.rlimit is Linux-only; falls back to fd_limit() (None on Windows)",
-    ),
-    ("lab/cluster.py", "SIGTERM sent to a process"): (
-        r"os\.name == \"nt\"",
-        "Windows cannot deliver SIGTERM: Popen.terminate() (TerminateProcess) instead; the "
-        "notebook drains through HTTP POST /drain, which works everywhere",
     ),
     ("benchmarks/webhooks.py", "POSIX-only os call"): (
         r"except \(AttributeError",
@@ -193,7 +188,7 @@ def sources() -> dict[str, str]:
 
 
 def test_the_scan_covers_the_notebooks_and_the_servers(sources):
-    assert "servers/runtime.py" in sources and "lab/loadgen.py" in sources
+    assert "servers/runtime.py" in sources and "lab/scale/loadgen.py" in sources
     assert "notebooks/00_start_here.ipynb" in sources
     assert any(name.startswith("benchmarks/") for name in sources)
 
@@ -259,7 +254,7 @@ def test_a_guard_must_be_near_the_hit():
     source = (
         f"try:\n    import resource\nexcept ImportError:\n    pass\n{far}resource.getrlimit(1)\n"
     )
-    problems = unguarded({"lab/scaling_ui.py": source})
+    problems = unguarded({"lab/lessons/scaling.py": source})
     assert len(problems) == 1 and ":35 " in problems[0], problems
 
 

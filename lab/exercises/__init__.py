@@ -1,6 +1,7 @@
 """Exercise checkers: specific feedback, not just pass/fail.
 
-Each notebook's exercises have a checker here (``lab.exercises.<topic>``)
+Each notebook's exercises have a checker here (``lab.exercises.<notebook>``,
+named after it: ``start_here``, ``webhooks``, ... ``choosing``)
 and a reference answer in ``notebooks/solutions/<name>.py``. A checker
 returns ``Feedback``, which a notebook cell displays; a checkpoint cell then
 proves, under nbval, that the checker accepts the solution and rejects a

@@ -8,7 +8,7 @@ import random
 import statistics
 from collections.abc import Callable
 
-from lab.ws_wire import accept_value, encode_frame
+from lab.wire.websocket import accept_value, encode_frame
 
 from . import Feedback
 

@@ -1,7 +1,7 @@
 """The browser as a client, through jupyter-server-proxy, in a real JupyterLab.
 
 A scratch notebook (written under ``tests/artifacts/``, git-ignored) starts a
-small server in its kernel (``browser_apps``) and shows the ``lab.browser``
+small server in its kernel (``browser_apps``) and shows the ``lab.clients.browser``
 widgets. The page derives each URL itself (Jupyter's base URL +
 ``proxy/<port>/``), so this proves, in Chromium:
 
@@ -31,7 +31,7 @@ import sys
 sys.path.insert(0, {str(E2E)!r})
 import browser_apps
 from IPython.display import display
-from lab.browser import BrowserEventSource, BrowserFetchStream, BrowserWebSocket
+from lab.clients.browser import BrowserEventSource, BrowserFetchStream, BrowserWebSocket
 from servers import runtime
 
 server = runtime.start("browser-e2e", browser_apps.make_app)

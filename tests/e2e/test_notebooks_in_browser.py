@@ -5,14 +5,14 @@ every cell above "## Clean up", wait for the kernel to go idle, and assert no
 error output anywhere (error outputs, tracebacks printed by threads, widgets
 that failed to render). Then click each visible "Fire event" button with the
 mouse and check that an arrival panel's "received" counter goes up, and, when
-the notebook shows browser-side clients (``lab.browser``), that one of them
+the notebook shows browser-side clients (``lab.clients.browser``), that one of them
 received events too. Finally run the clean-up cells and check they pass.
 
 nbval proves the kernel side; this proves the page: the widgets render, the
 click reaches the kernel, and the counters a learner watches move.
 
 Every notebook runs in a JupyterLab served over http. The notebooks with
-browser-side clients (those that use ``lab.browser``: their page opens
+browser-side clients (those that use ``lab.clients.browser``: their page opens
 connections through jupyter-server-proxy, where http and https differ) run a
 second time in a JupyterLab served over https, as mybinder.org serves every
 session. Running the whole suite twice would add minutes for notebooks whose
@@ -31,8 +31,10 @@ from labdriver import NotebookPage
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# Notebooks whose page connects to the kernel's servers itself (lab.browser).
-WITH_BROWSER_CLIENTS = [p for p in NOTEBOOKS if "lab.browser" in p.read_text(encoding="utf-8")]
+# Notebooks whose page connects to the kernel's servers itself (lab.clients.browser).
+WITH_BROWSER_CLIENTS = [
+    p for p in NOTEBOOKS if "lab.clients.browser" in p.read_text(encoding="utf-8")
+]
 RUNS = [(p, "http") for p in NOTEBOOKS] + [(p, "https") for p in WITH_BROWSER_CLIENTS]
 RUN_ALL_TIMEOUT = 240  # seconds for all cells above the clean-up
 ARRIVAL_TIMEOUT = 20  # seconds for a click to show up in a counter

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 import requests
 import sseclient
 
+from lab.clients.base import BackgroundClient, cut_connection
+from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
 from servers.events import Event
-
-from .clients import BackgroundClient, cut_connection
-from .recorder import ArrivalRecorder
 
 RESYNC = "stream.resync"
 
@@ -167,6 +167,8 @@ class ReconnectingSSEClient(BackgroundClient):
         # resume=False: reconnect but never send Last-Event-ID, which is what
         # a plain sseclient-py loop does (notebook 03 shows what it loses).
         self.resume = resume
+        # Counters notebook 03 reads. (duplicates pairs these lines with
+        # lab/scale/loadgen_wire.Client's counters by shape only: other state.)
         self.connections = 0
         self.watchdog_reconnects = 0
         self.truncated_streams = 0
@@ -276,11 +278,9 @@ class ReconnectingSSEClient(BackgroundClient):
         cut_connection(self._response)
 
     def wait_connected(self, connections: int = 1, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.connections >= connections and self._response is not None:
-                return True
-            if self.stopped_by_server:
-                return False
-            time.sleep(0.005)
-        return False
+        def connected() -> bool:
+            return self.connections >= connections and self._response is not None
+
+        # A server that said "stop reconnecting" ends the wait at once.
+        wait_until(lambda: connected() or self.stopped_by_server, timeout, interval=0.005)
+        return connected() and not self.stopped_by_server

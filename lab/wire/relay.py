@@ -17,6 +17,12 @@ provider (the event source) is the one that connects, so the relay is told
 One thread runs a selector loop for every connection: no thread per
 connection, and the added latency is one extra loopback hop for every
 transport alike (the harness says so in its results).
+
+The same relay serves notebook 02's wire lessons: ``keep`` bytes of each
+direction are captured for a frame-by-frame view (``captured["up"]`` is
+what the connecting side sent, ``captured["down"]`` what came back),
+``snapshot()`` gives the raw counts by direction and the number of socket
+reads (a proxy for radio wake-ups), and ``reset()`` starts counting afresh.
 """
 
 from __future__ import annotations
@@ -53,12 +59,15 @@ class CountingRelay:
     every socket. Use as a context manager.
     """
 
-    def __init__(self, target_port: int, connector_is_consumer: bool = True) -> None:
+    def __init__(self, target_port: int, connector_is_consumer: bool = True, keep: int = 0) -> None:
         self.target = (HOST, target_port)
         self.connector_is_consumer = connector_is_consumer
+        self.keep = keep  # bytes of each direction kept in ``captured``
         self._lock = threading.Lock()
         self._up = 0  # bytes from the connecting side towards the target
         self._down = 0  # bytes from the target back to the connecting side
+        self._reads = {"up": 0, "down": 0}
+        self.captured = {"up": bytearray(), "down": bytearray()}
         self._connections = 0
         self._listener = socket.create_server((HOST, 0))
         self._listener.setblocking(False)
@@ -87,6 +96,28 @@ class CountingRelay:
             if self.connector_is_consumer:
                 return Counts(self._down, self._up, self._connections)
             return Counts(self._up, self._down, self._connections)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return self._connections
+
+    def snapshot(self) -> dict[str, int]:
+        """Bytes and socket reads by direction: ``up`` from the connecting side."""
+        with self._lock:
+            return {
+                "up": self._up,
+                "down": self._down,
+                "reads_up": self._reads["up"],
+                "reads_down": self._reads["down"],
+            }
+
+    def reset(self) -> None:
+        """Count (and capture) afresh from now on; connections are not reset."""
+        with self._lock:
+            self._up = self._down = 0
+            self._reads = {"up": 0, "down": 0}
+            self.captured = {"up": bytearray(), "down": bytearray()}
 
     def close(self) -> None:
         if self._closed:
@@ -160,11 +191,18 @@ class CountingRelay:
         if not data:
             self._drop(sock, other)
             return
+        direction = "up" if upward else "down"
+        # Count before forwarding, so whoever reads the counters after the
+        # peer got the bytes sees them counted.
         with self._lock:
             if upward:
                 self._up += len(data)
             else:
                 self._down += len(data)
+            self._reads[direction] += 1
+            room = self.keep - len(self.captured[direction])
+            if room > 0:
+                self.captured[direction] += data[:room]
         try:
             other.settimeout(5)
             other.sendall(data)

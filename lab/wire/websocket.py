@@ -5,9 +5,9 @@
 * ``RawWebSocket``: a plain TCP socket that does the handshake and sends
   whatever bytes you give it (including frames a polite library refuses to
   send: unmasked, bad UTF-8, invalid close codes).
-* ``ByteCountingRelay``: a TCP relay between a real client and a real server
-  that counts (and keeps) every byte in each direction, so the bytes per
-  message are counted at the socket, not estimated.
+
+The relay that counts (and keeps) the bytes between a real client and a real
+server is ``lab.wire.relay.CountingRelay``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import select
 import socket
 import struct
-import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -252,113 +250,3 @@ class RawWebSocket:
 
     def close(self) -> None:
         self.sock.close()
-
-
-class ByteCountingRelay:
-    """127.0.0.1:<port> -> target: forwards bytes both ways and counts them.
-
-    Point a client at ``relay.port`` instead of the server's. ``up`` counts
-    client -> server bytes, ``down`` server -> client; ``captured`` keeps the
-    first ``keep`` bytes of each direction for a wire view.
-    """
-
-    def __init__(self, target_port: int, keep: int = 8192) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.keep = keep
-        self.up = 0
-        self.down = 0
-        self.captured = {"up": bytearray(), "down": bytearray()}
-        self.chunks = {"up": 0, "down": 0}  # socket reads: a proxy for radio wake-ups
-        self.connections = 0
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._socks: list[socket.socket] = []
-        self._accept_thread = threading.Thread(target=self._accept, name="relay", daemon=True)
-        self._accept_thread.start()
-
-    def url(self, scheme: str = "ws") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}"
-
-    def reset(self) -> None:
-        with self._lock:
-            self.up = self.down = 0
-            self.chunks = {"up": 0, "down": 0}
-            self.captured = {"up": bytearray(), "down": bytearray()}
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                "up": self.up,
-                "down": self.down,
-                **{f"reads_{k}": v for k, v in self.chunks.items()},
-            }
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self.connections += 1
-                self._socks += [client, upstream]
-            t = threading.Thread(
-                target=self._pipe, args=(client, upstream), name="relay", daemon=True
-            )
-            self._threads.append(t)
-            t.start()
-
-    def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
-        for s in (client, upstream):
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.settimeout(None)
-        peers = {client: (upstream, "up"), upstream: (client, "down")}
-        try:
-            while not self._stop.is_set():
-                ready, _, _ = select.select(list(peers), [], [], 0.2)
-                for s in ready:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    other, direction = peers[s]
-                    # Count before forwarding, so whoever reads the counters
-                    # after the peer got the bytes sees them counted.
-                    with self._lock:
-                        if direction == "up":
-                            self.up += len(data)
-                        else:
-                            self.down += len(data)
-                        self.chunks[direction] += 1
-                        room = self.keep - len(self.captured[direction])
-                        if room > 0:
-                            self.captured[direction] += data[:room]
-                    other.sendall(data)
-        except OSError:
-            return
-        finally:
-            client.close()
-            upstream.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        self._accept_thread.join(2)
-        for t in self._threads:
-            t.join(2)
-
-    def __enter__(self) -> ByteCountingRelay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -3,7 +3,7 @@
 * ``rtt_websocket`` / ``rtt_http``: round-trip times of one chat message,
   as a frame on an open WebSocket and as one HTTP request per message.
 * ``bytes_per_message``: bytes on the wire for each, counted at the socket
-  by a ``ByteCountingRelay`` (headers and framing included; TCP/IP headers,
+  by a ``CountingRelay`` (lab/wire/relay.py) (headers and framing included; TCP/IP headers,
   which the socket API does not show, excluded).
 * ``keepalive_vs_reconnect``: the mobile lesson. Idle keepalive pings cost a
   little every interval, forever; closing when idle and reconnecting costs a
@@ -23,17 +23,9 @@ from typing import Any
 import requests
 import websocket
 
-from lab.ws_wire import ByteCountingRelay, decode_frames
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100), linear interpolation between ranks."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+from benchmarks.stats import percentile
+from lab.wire.relay import CountingRelay
+from lab.wire.websocket import decode_frames
 
 
 @dataclass
@@ -137,7 +129,7 @@ def rtt_http(
 def bytes_per_message(server_port: int, n: int = 50, token: str = "demo") -> dict[str, dict]:
     """Bytes each way per chat message, counted at the socket by a relay."""
     results: dict[str, dict] = {}
-    with ByteCountingRelay(server_port, keep=1 << 20) as relay:
+    with CountingRelay(server_port, keep=1 << 20) as relay:
         ws = connect_ws(f"ws://127.0.0.1:{relay.port}/ws/room?token={token}")
         ws.recv()
         handshake = relay.snapshot()
@@ -157,7 +149,7 @@ def bytes_per_message(server_port: int, n: int = 50, token: str = "demo") -> dic
         results["WebSocket"]["framing down"] = frames_down[0].header_len if frames_down else None
         results["WebSocket"]["payload"] = frames_up[0].length if frames_up else None
     for keep_alive in (True, False):
-        with ByteCountingRelay(server_port, keep=1 << 16) as relay:
+        with CountingRelay(server_port, keep=1 << 16) as relay:
             session = requests.Session() if keep_alive else None
             headers = {"Authorization": f"Bearer {token}"}
             for i in range(n):
@@ -223,7 +215,7 @@ def keepalive_vs_reconnect(
     """Measure an idle connection's ping traffic over ``window_s`` (the
     server's ping interval is compressed, e.g. 0.1 s instead of 30 s), and
     one close-and-reconnect-with-resume cycle; ``per_hour()`` scales both."""
-    with ByteCountingRelay(server_port, keep=1 << 20) as relay:
+    with CountingRelay(server_port, keep=1 << 20) as relay:
         ws = connect_ws(f"ws://127.0.0.1:{relay.port}/ws/room?token={token}")
         welcome = json.loads(ws.recv())
         relay.reset()

@@ -11,17 +11,13 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import tempfile
-import time
-import weakref
 
-from . import reaper
+from . import process
 
 INSTALL_HINT = (
     "install it with your package manager (Debian/Ubuntu: `apt-get install redis-server`, "
     "macOS: `brew install redis`; on Binder it comes from binder/apt.txt)"
 )
-_live: weakref.WeakSet[RedisServer] = weakref.WeakSet()
 
 
 class RedisUnavailable(RuntimeError):
@@ -52,14 +48,14 @@ def ping(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-class RedisServer:
+class RedisServer(process.ManagedProcess):
     """``with RedisServer() as r: r.url`` -> ``redis://127.0.0.1:<port>/0``."""
+
+    what = "redis-server"
 
     def __init__(self, port: int = 0) -> None:
         self.requested_port = port
         self.port: int | None = None
-        self.proc: subprocess.Popen | None = None
-        self._dir: str | None = None
 
     @property
     def url(self) -> str:
@@ -69,7 +65,7 @@ class RedisServer:
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.alive
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         exe = binary()
@@ -77,9 +73,8 @@ class RedisServer:
             raise RedisUnavailable(f"redis-server is not installed: {INSTALL_HINT}")
         if self.running:
             return self
-        self._dir = tempfile.mkdtemp(prefix="lab-redis-")
         port = self.requested_port or _free_port()
-        self.proc = subprocess.Popen(
+        self._spawn(
             [
                 exe,
                 "--port",
@@ -91,7 +86,7 @@ class RedisServer:
                 "--appendonly",
                 "no",
                 "--dir",
-                self._dir,
+                self._tempdir("lab-redis-"),
                 "--daemonize",
                 "no",
                 "--loglevel",
@@ -100,52 +95,21 @@ class RedisServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        reaper.guard(self.proc)  # ends it if this kernel dies before stop()
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                output = (
-                    self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
-                )
-                self.stop()
-                raise RedisUnavailable(f"redis-server exited at start: {output.strip()[-500:]}")
-            if ping(port):
-                self.port = port
-                _live.add(self)
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RedisUnavailable(f"redis-server did not answer PING within {timeout} s")
+        self._wait_ready(lambda: ping(port), timeout)
+        self.port = port
+        return self
+
+    def _failure(self, message: str) -> Exception:
+        return RedisUnavailable(message)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate (then kill if needed), remove the temp dir. Idempotent."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout)
-            if proc.stdout is not None:
-                proc.stdout.close()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        super().stop(timeout)
         self.port = None
-        _live.discard(self)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.url if self.running else 'stopped'}>"
 
 
 def stop_all() -> None:
-    for server in list(_live):
-        server.stop()
+    process.stop_all(RedisServer)

@@ -3,7 +3,7 @@
 Notebook 04 starts real processes (``redis-server``, ``servers.fanout``). Its
 clean-up cell stops them, but a learner who restarts the kernel halfway, or a
 kernel that dies, would leave them running. ``guard(proc)`` starts a tiny
-watcher process (``python -m lab.reaper PARENT CHILD``) that ends the child
+watcher process (``python -m lab.scale.reaper PARENT CHILD``) that ends the child
 once the parent has exited, and then exits itself. It uses psutil, so it works
 the same on Windows, where there is no "die with your parent" signal.
 """
@@ -49,7 +49,7 @@ def guard(proc: subprocess.Popen) -> subprocess.Popen:
     # Collect watchers whose child already ended (no zombies pile up).
     _watchers[:] = [w for w in _watchers if w.poll() is None]
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "lab.reaper", str(os.getpid()), str(proc.pid)],
+        [sys.executable, "-m", "lab.scale.reaper", str(os.getpid()), str(proc.pid)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -28,9 +28,10 @@ from urllib.parse import urlencode
 
 import websocket  # websocket-client
 
+from lab.clients.base import BackgroundClient
+from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
 from servers.events import Event
-
-from .recorder import ArrivalRecorder
 
 
 def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0, rng=random) -> float:
@@ -38,8 +39,13 @@ def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0, rng=random)
     return rng.uniform(0, min(cap, base * 2**attempt))
 
 
-class RoomClient:
-    """Join the room at ``url`` (``ws://.../ws/room``) and stay joined."""
+class RoomClient(BackgroundClient):
+    """Join the room at ``url`` (``ws://.../ws/room``) and stay joined.
+
+    The thread, ``start``/``stop`` and the context manager come from
+    ``BackgroundClient``; what is the room's own: one ``run()`` is one
+    WebSocket session, and between sessions it waits a jittered backoff
+    (``_run_safely``) instead of the base's fixed pause."""
 
     def __init__(
         self,
@@ -54,11 +60,11 @@ class RoomClient:
         last_seq: int | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        self.name = name  # before the base makes a recorder named after it
+        super().__init__(url, recorder=recorder)
         self.url = url
         self.token = token
-        self.name = name
         self.origin = origin
-        self.recorder = recorder or ArrivalRecorder(name)
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.sslopt = sslopt
@@ -69,45 +75,14 @@ class RoomClient:
         self.attempt = 0
         self.delays: list[float] = []  # every backoff wait, for a plot
         self.notices: list[dict] = []
-        self.errors: list[str] = []
         self.close_codes: list[int | None] = []
         self._ws: websocket.WebSocket | None = None
         self._send_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------------
-    def start(self) -> RoomClient:
-        if self.running:
-            return self
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 3.0) -> None:
-        self._stop.set()
-        self._cut()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError(f"{self.name} did not stop within {timeout} s")
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     @property
     def connected(self) -> bool:
         ws = self._ws
         return ws is not None and ws.connected
-
-    def __enter__(self) -> RoomClient:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- what a notebook calls ---------------------------------------------------
     def say(self, text: str, **extra: Any) -> None:
@@ -124,15 +99,13 @@ class RoomClient:
 
     def drop_connection(self) -> None:
         """Cut the TCP connection without a close frame, as a flaky network would."""
-        self._cut()
+        self._interrupt()
 
     def wait_connected(self, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.connected and any(n.get("type") == "room.welcome" for n in self.notices):
-                return True
-            time.sleep(0.01)
-        return False
+        return wait_until(
+            lambda: self.connected and any(n.get("type") == "room.welcome" for n in self.notices),
+            timeout,
+        )
 
     # -- the thread ----------------------------------------------------------------
     def connect_url(self) -> str:
@@ -141,10 +114,10 @@ class RoomClient:
             query["after"] = self.last_seq
         return f"{self.url}?{urlencode(query)}"
 
-    def _loop(self) -> None:
+    def _run_safely(self) -> None:
         while not self._stop.is_set():
             try:
-                self._session()
+                self.run()
                 self.attempt = 0  # it was connected: start the backoff afresh
             except (OSError, websocket.WebSocketException, ssl.SSLError, ValueError) as exc:
                 if self._stop.is_set():
@@ -157,7 +130,8 @@ class RoomClient:
             self.attempt += 1
             self._stop.wait(delay)
 
-    def _session(self) -> None:
+    def run(self) -> None:
+        """One WebSocket session: connect, then read until it ends."""
         # A Python client is not a browser: it sends no Origin unless told to
         # act as one (websocket-client would make one up from the URL).
         ws = websocket.create_connection(
@@ -196,7 +170,7 @@ class RoomClient:
                 self.last_seq = message.get("last_seq", 0)
             self.notices.append(message)
 
-    def _cut(self) -> None:
+    def _interrupt(self) -> None:
         ws = self._ws
         sock = getattr(ws, "sock", None)
         if sock is not None:

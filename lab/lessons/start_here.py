@@ -15,10 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from benchmarks.stats import percentile
+from lab.clients import (
+    BackgroundClient,
+    LongPollingClient,
+    NDJSONStreamClient,
+    ShortPollingClient,
+)
+from lab.recorder import ArrivalRecorder
 from servers.runtime import ServerThread
-
-from .clients import BackgroundClient, LongPollingClient, NDJSONStreamClient, ShortPollingClient
-from .recorder import ArrivalRecorder
 
 
 @dataclass
@@ -41,9 +46,7 @@ class DeliveryResult:
 
     @property
     def p95_latency_ms(self) -> float:
-        if len(self.latencies_ms) < 2:
-            return self.median_latency_ms
-        return statistics.quantiles(self.latencies_ms, n=20)[-1]
+        return percentile(self.latencies_ms, 95) if self.latencies_ms else float("nan")
 
     def row(self) -> dict:
         return {

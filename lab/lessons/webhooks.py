@@ -1,8 +1,5 @@
 """Notebook-side panels for the webhooks notebook.
 
-* ``ExpectedRecorder``: an ``ArrivalRecorder`` that knows which events the
-  receiver *should* get (only the subscribed types), so "lost" means lost
-  and not "filtered out".
 * ``FailureModeSelector``: flips the receiver between healthy / 500 / slow /
   down / flaky / 429 / 410. "down" really stops the receiver's server (the
   provider then gets "connection refused"); leaving it starts it again on
@@ -11,7 +8,10 @@
   status, latency.
 * ``DeadLetterPanel``: the provider's dead letters and a replay button.
 * ``delivery_timeline``: every attempt on a time axis, one row per message.
-* ``wire_view``: the exact bytes of one delivery request.
+
+``ExpectedRecorder`` (the recorder that knows which events the receiver
+should get) is in ``lab/recorder.py``; ``request_view`` (the exact bytes of
+one delivery request) in ``lab/wire/http.py``.
 
 Widgets are updated by setting trait values only (safe from any thread);
 every control has a programmatic twin a cell can use.
@@ -21,64 +21,14 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 import ipywidgets as w
 
-from servers.events import Event
+from lab.widgets import Throttle
 from servers.webhooks.receiver import Receipt, Receiver
 
-from .recorder import ArrivalRecorder
-from .widgets import Throttle
-
 MODES = ("healthy", "500", "slow", "down", "flaky", "429", "410")
-
-
-class ExpectedRecorder(ArrivalRecorder):
-    """Counts as lost only the events that were expected and never came.
-
-    A webhook receiver gets only the types it subscribed to, so the gaps in
-    ``seq`` left by other types are not losses. Call ``expect(event)`` for
-    each event that should arrive, or ``follow(trigger, types)``.
-    """
-
-    def __init__(self, name: str = "receiver") -> None:
-        super().__init__(name)
-        self._expected: set[int] = set()
-
-    def expect(self, event: Event | int) -> None:
-        seq = event if isinstance(event, int) else event.seq
-        with self._lock:
-            self._expected.add(seq)
-
-    def follow(self, trigger: Any, event_types: Iterable[str]) -> None:
-        wanted = set(event_types)
-        trigger.on_fire(lambda e: self.expect(e) if e.type in wanted else None)
-
-    @property
-    def last_expected(self) -> int:
-        with self._lock:
-            return max(self._expected, default=0)
-
-    @property
-    def expected_count(self) -> int:
-        with self._lock:
-            return len(self._expected)
-
-    def missing(self, up_to: int | None = None) -> list[int]:
-        with self._lock:
-            top = max(self._seen, default=0) if up_to is None else up_to
-            return sorted(s for s in self._expected if s <= top and s not in self._seen)
-
-    def out_of_order(self) -> int:
-        """Arrivals whose seq is lower than one that arrived before them."""
-        count, highest = 0, 0
-        for a in self.arrivals:
-            if a.seq < highest:
-                count += 1
-            highest = max(highest, a.seq)
-        return count
 
 
 class FailureModeSelector:
@@ -302,39 +252,6 @@ def delivery_timeline(attempts: list[dict], title: str = "delivery attempts", ax
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def wire_view(raw: bytes, max_body: int = 600) -> w.HTML:
-    """The exact request bytes: ␍␊ marks each CRLF, webhook headers stand out."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    out = []
-    for i, line in enumerate(lines):
-        text = html.escape(line)
-        if i == 0:
-            text = f"<b>{text}</b>"
-        elif line.lower().startswith("webhook-"):
-            text = f"<span style='background:#fff3b0'>{text}</span>"
-        out.append(f"{text}<span style='color:#999'>␍␊</span>")
-    out.append(
-        "<span style='color:#999'>␍␊</span>  <i style='color:#999'>(blank line: end of headers)</i>"
-    )
-    shown = body[:max_body].decode("utf-8", "replace")
-    more = (
-        f"<span style='color:#999'> … {len(body) - max_body} more bytes</span>"
-        if len(body) > max_body
-        else ""
-    )
-    out.append(html.escape(shown) + more)
-    summary = (
-        f"request line + headers: <b>{len(head) + 4}</b> bytes · body: <b>{len(body)}</b> bytes · "
-        f"total on the wire: <b>{len(raw)}</b> bytes"
-    )
-    return w.HTML(
-        "<pre style='font-size:12px;line-height:1.35;white-space:pre-wrap'>"
-        + "\n".join(out)
-        + f"</pre><div>{summary}</div>"
-    )
 
 
 def html_table(rows: list[dict[str, Any]]) -> str:

@@ -1,0 +1,53 @@
+"""Polling clients: short polling asks on a timer, long polling lets the server hold the answer."""
+
+from __future__ import annotations
+
+from lab.clients.base import BackgroundClient
+from servers.events import Event
+
+
+class PollingClient(BackgroundClient):
+    """What both polling clients do: ask for the events after the last seq seen."""
+
+    def poll(self, path: str, timeout: float, params: dict | None = None) -> None:
+        """One request: ``GET path?after=<last seq>`` (plus ``params``), deliver what came."""
+        self.requests_made += 1
+        resp = self.session.get(
+            f"{self.base_url}{path}",
+            params={"after": self.last_seq, **(params or {})},
+            timeout=timeout,
+        )
+        resp.raise_for_status()
+        for item in resp.json()["events"]:
+            self.deliver(Event.from_dict(item))
+
+
+class ShortPollingClient(PollingClient):
+    """Ask "anything new?" every ``interval`` seconds, news or not."""
+
+    name = "short-polling"
+
+    def __init__(self, base_url: str, interval: float = 1.0, **kwargs) -> None:
+        super().__init__(base_url, **kwargs)
+        self.interval = interval
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.poll("/events", timeout=5)
+            self._stop.wait(self.interval)
+
+
+class LongPollingClient(PollingClient):
+    """Ask "anything new?" and let the server hold the answer until there is."""
+
+    name = "long-polling"
+
+    def __init__(self, base_url: str, wait: float = 1.0, **kwargs) -> None:
+        super().__init__(base_url, **kwargs)
+        # Short server-side waits so stop() is never stuck behind a pending poll.
+        self.wait = wait
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            # The server holds the request up to ``wait`` s; ours waits longer.
+            self.poll("/events/wait", timeout=self.wait + 5, params={"timeout": self.wait})

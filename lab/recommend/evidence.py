@@ -1,0 +1,100 @@
+"""Where each claim was shown live: ``Evidence`` links to notebook sections.
+
+Every rule, caveat and matrix cell of the recommender cites the heading of
+the notebook section that demonstrated it; ``notebook_headings`` reads a
+notebook's headings so ``matrix.broken_evidence`` can check every link.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+TRANSPORTS = {
+    "short_polling": "short polling",
+    "long_polling": "long polling",
+    "webhooks": "webhooks",
+    "websocket": "WebSocket",
+    "ndjson": "chunked NDJSON",
+    "sse": "SSE",
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A notebook section that demonstrated something live."""
+
+    notebook: str  # file name, e.g. "01_webhooks.ipynb"
+    heading: str  # the heading's text, exactly as in the notebook
+
+    @property
+    def anchor(self) -> str:
+        # JupyterLab gives each rendered heading the id "text with spaces as -".
+        return self.heading.replace(" ", "-")
+
+    @property
+    def href(self) -> str:
+        return f"{self.notebook}#{self.anchor}"
+
+    def markdown(self, text: str | None = None) -> str:
+        label = text or f"{self.notebook[:2]}: {self.heading}"
+        return f"[{label}]({self.href})"
+
+
+def E(notebook: str, heading: str) -> Evidence:
+    return Evidence(notebook, heading)
+
+
+NB00, NB01, NB02 = "00_start_here.ipynb", "01_webhooks.ipynb", "02_websockets.ipynb"
+NB03, NB04, NB05 = "03_http_streaming.ipynb", "04_scaling.ipynb", "05_choosing.ipynb"
+
+# The sections of this collection that the rules and the matrix cite.
+POLL_SIDE_BY_SIDE = E(NB00, "Polling and push, side by side")
+POLL_COST = E(NB00, "Measuring what polling costs")
+POLL_DROP = E(NB00, "When the connection drops")
+WH_REGISTER = E(NB01, "Register a URL, receive a POST")
+WH_WIRE = E(NB01, "Signed deliveries on the wire")
+WH_ATTACKS = E(NB01, "Attacks: forged, replayed, duplicated")
+WH_RETRIES = E(NB01, "When the receiver fails: retries, backoff and jitter")
+WH_DEAD = E(NB01, "Dead letters, Retry-After and 410")
+WH_OUTBOX = E(NB01, "The durable outbox: a provider restart loses nothing")
+WH_SSRF = E(NB01, "Registration safety (SSRF)")
+WH_CHOOSE = E(NB01, "When to choose webhooks, and when not")
+WS_ROOM = E(NB02, "A live room")
+WS_WIRE = E(NB02, "The protocol on the wire")
+WS_GUARD = E(NB02, "Guarding the door")
+WS_SLOW = E(NB02, "Slow consumers and silent peers")
+WS_RESUME = E(NB02, "Reconnect and resume")
+WS_TLS = E(NB02, "TLS: wss://")
+WS_MEASURED = E(NB02, "Measured: frames against requests")
+WS_MOBILE = E(NB02, "The mobile lesson: keepalive pings or close when idle?")
+ST_FEED = E(NB03, "A live feed, two ways")
+ST_WIRE = E(NB03, "On the wire")
+ST_RESUME = E(NB03, "Resume with Last-Event-ID")
+ST_HEARTBEAT = E(NB03, "Heartbeats and the watchdog")
+ST_BUFFERING = E(NB03, "The buffering trap, measured")
+ST_SECURE = E(NB03, "Securing a stream")
+SC_CONNECTIONS = E(NB04, "One process, N connections")
+SC_FANOUT = E(NB04, "Fan-out cost against N")
+SC_SCALEOUT = E(NB04, "Scale-out across processes")
+SC_FAILOVER = E(NB04, "Failover and graceful draining")
+CH_LATENCY = E(NB05, "Latency side by side")
+CH_BYTES = E(NB05, "Bytes on the wire per event")
+CH_RATE = E(NB05, "Cost as the event rate grows")
+
+
+def notebook_headings(notebook: str) -> set[str]:
+    """The heading texts of a notebook (any level), for checking evidence links."""
+    doc = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))
+    found = set()
+    for cell in doc["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for line in source.splitlines():
+            if line.startswith("#"):
+                found.add(line.lstrip("#").strip())
+    return found
