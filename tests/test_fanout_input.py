@@ -17,15 +17,15 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from lab import redis_local
-from lab.clients import wait_until
+from lab.scale import redis_server
+from lab.waiting import wait_until
 from servers import fanout
 from servers.events import Event
 from servers.runtime import ServerThread
 
 FORGED = "x\nid: 999999\ndata: forged"
 needs_redis = pytest.mark.skipif(
-    not redis_local.available(), reason="redis-server is not installed (CI installs it with apt)"
+    not redis_server.available(), reason="redis-server is not installed (CI installs it with apt)"
 )
 
 
@@ -104,7 +104,7 @@ def test_in_memory_backplane_refuses_a_bad_type():
 def test_bad_messages_from_redis_are_dropped_and_the_subscriber_keeps_going(caplog):
     import redis as redis_py
 
-    with redis_local.RedisServer() as rs:
+    with redis_server.RedisServer() as rs:
         factory = fanout.factory(rs.url)
         with ServerThread(factory, name="fanout-redis-input") as server:
             server.call(lambda: fanout.broadcaster_of(server).started, timeout=10)

@@ -20,7 +20,7 @@ import psutil
 import pytest
 import requests
 
-from lab.clients import wait_until
+from lab.waiting import wait_until
 from servers import fanout
 from servers.runtime import ServerThread
 
