@@ -14,9 +14,10 @@ import pytest
 import requests
 
 from lab.clients import wait_until
+from lab.provider_handle import ProviderHandle
 from servers.runtime import ServerThread
 from servers.webhooks import signing
-from servers.webhooks.provider import ProviderHandle, provider_app
+from servers.webhooks.provider import provider_app
 from servers.webhooks.receiver import Receiver
 
 SECRET = signing.generate_secret()

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
+from lab.provider_handle import ProviderHandle
 from lab.recorder import ArrivalRecorder
 from lab.sse_client import ReconnectingSSEClient
 from lab.ws_client import RoomClient
 from servers import polling, sse, streaming, websocket
 from servers.runtime import ServerThread
 from servers.webhooks import signing
-from servers.webhooks.provider import ProviderHandle, provider_app
+from servers.webhooks.provider import provider_app
 from servers.webhooks.receiver import Receiver
 
 from .relay import CountingRelay, Counts
