@@ -27,7 +27,8 @@ from typing import Any
 import ipywidgets as w
 
 from servers.events import Event
-from servers.webhooks.receiver import Receipt, Receiver
+from servers.webhooks.receipts import Receipt
+from servers.webhooks.receiver import Receiver
 
 from .recorder import ArrivalRecorder
 from .widgets import Throttle

@@ -129,6 +129,13 @@ class Inbox:
         self.size -= cur.rowcount
         return cur.rowcount
 
+    def full_reason(self) -> str:
+        """Why ``add`` answered ``"full"`` (the receiver's 503)."""
+        return (
+            f"{self.max_ids} ids are still inside their {self.keep_ids_s:g} s dedup "
+            "window; refusing rather than forgetting one (retry later)"
+        )
+
     def retry_after_s(self) -> float:
         """When the oldest id leaves the window (what a 503 tells the provider)."""
         row = self.db.execute(
