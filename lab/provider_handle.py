@@ -30,16 +30,11 @@ class ProviderHandle:
         return self.server.call(lambda: fn(self.provider), timeout=timeout)
 
     def subscribe(
-        self,
-        url: str,
-        event_types: Sequence[str],
-        secret: str | None = None,
-        allow_loopback: bool = False,
+        self, url: str, event_types: Sequence[str], secret: str | None = None, **options: Any
     ) -> tuple[Endpoint, str]:
-        """Register ``url`` for ``event_types``: the new ``Endpoint`` and its secret."""
-        return self._call(
-            lambda p: p.endpoints.add(url, event_types, secret, allow_loopback), timeout=10
-        )
+        """Register ``url`` for ``event_types``: the new ``Endpoint`` and its
+        secret (``options``: ``allow_loopback``, see ``Endpoints.add``)."""
+        return self._call(lambda p: p.endpoints.add(url, event_types, secret, **options), 10)
 
     def publish(self, type: str, payload: dict | None = None) -> Event:
         return self.server.publish(type, payload or {})

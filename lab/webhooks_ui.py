@@ -148,6 +148,8 @@ class ReceiptLog:
             + "</div>"
         )
 
+    # refresh/close/display: the same small widget protocol as
+    # lab.widgets.ArrivalPanel (a listener on a different source), kept apart.
     def refresh(self) -> None:
         self._throttle.flush()
 

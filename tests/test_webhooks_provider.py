@@ -51,6 +51,8 @@ class Pair:
         self.rserver.stop()
 
 
+# Same start/yield/stop fixture shape as ``demo`` in test_webhooks_standalone.py,
+# kept on purpose: there it is a subprocess, here two in-process servers.
 @pytest.fixture()
 def pair(tmp_path):
     p = Pair(tmp_path)

@@ -205,7 +205,9 @@ def provider_app(outbox_path: str | Path, **options: Any) -> Callable[[EventHub]
         provider = Provider(hub, config)
         app = Application(routes(provider), hub=hub, state=provider, log_function=quiet_log)
 
-        def hook_shutdown() -> None:  # the runtime sets "server_thread" after we return
+        # servers/fanout.py registers its stop hook the same way: the runtime
+        # offers no hook to a factory, it sets "server_thread" after we return.
+        def hook_shutdown() -> None:
             server = app.settings.get("server_thread")
             if server is not None and server not in _hooked:
                 _hooked.add(server)
