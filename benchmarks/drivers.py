@@ -28,13 +28,14 @@ from typing import Any
 from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
 from lab.clients.sse import ReconnectingSSEClient
 from lab.clients.websocket import RoomClient
+from lab.provider_handle import ProviderHandle
 from lab.recorder import ArrivalRecorder
 from lab.waiting import wait_until
 from lab.wire.relay import CountingRelay, Counts
 from servers import polling, sse, streaming, websocket
 from servers.runtime import ServerThread
 from servers.webhooks import signing
-from servers.webhooks.provider import ProviderHandle, provider_app
+from servers.webhooks.provider import provider_app
 from servers.webhooks.receiver import Receiver
 
 SHORT_POLL_INTERVAL_S = 0.05

@@ -31,10 +31,11 @@ from pathlib import Path
 import requests
 from tornado.web import Application, RequestHandler
 
+from lab.provider_handle import ProviderHandle
 from lab.recorder import ArrivalRecorder
 from servers.runtime import ServerThread
 from servers.webhooks import outbox, signing
-from servers.webhooks.provider import ProviderHandle, provider_app
+from servers.webhooks.provider import provider_app
 from servers.webhooks.receiver import Receiver, WebhookHandler, quiet_log
 
 RESULTS = Path(__file__).resolve().parent / "results" / "webhooks.json"
@@ -323,30 +324,14 @@ def _thread_cpu() -> dict[str, float]:
 
 def _response_bytes(handle: ProviderHandle) -> int:
     """Size of one receiver answer (status line + headers + body), measured
-    by sending one more request over the provider's own client."""
-    import asyncio
+    by sending one more request the way the provider delivers (``post_signed``)."""
 
     async def probe(p):
-        sub = p.subscriptions()[0]
-        from servers.webhooks.ssrf import check_url_async
-
-        target = await check_url_async(sub.url, True)
-        body = b'{"type":"probe","data":{}}'
-        headers = signing.sign_headers(sub.secrets, "msg_probe", body)
-        headers["Content-Type"] = "application/json"
-        resp = await p.pool.post(
-            target.scheme,
-            target.host,
-            target.addresses[0],
-            target.port,
-            target.target,
-            headers,
-            body,
-            5.0,
-        )
+        endpoint = p.endpoints.all()[0]
+        resp = await p.post_signed(endpoint, "msg_probe", b'{"type":"probe","data":{}}')
         return len(resp.response_head) + len(resp.body)
 
-    return handle.server.call(lambda: asyncio.ensure_future(probe(handle.provider)), timeout=10)
+    return handle.server.call(lambda: probe(handle.provider), timeout=10)
 
 
 def main() -> None:

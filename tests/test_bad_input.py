@@ -179,7 +179,7 @@ def number_cases() -> list:
     # Tornado, which then drops TCP at once (tests/test_websocket.py covers
     # it): keep the room's message cases under that size so they test parsing.
     cases = [c for c in cases if not isinstance(c.values[0], WsSend) or fits(c.values[0])]
-    each("deliveries-since", lambda v: Http("provider", "GET", f"/deliveries?since={q(v)}"))
+    each("deliveries-after", lambda v: Http("provider", "GET", f"/deliveries?after={q(v)}"))
     each(
         "webhook-timestamp",
         lambda v: Http(

@@ -99,3 +99,23 @@ def test_the_provider_api_refuses_a_30_mib_body_while_reading(tmp_path, chunked)
         assert small.status_code == 413 and "exceeds" in small.json()["error"]
         ok = requests.post(f"{server.url}/events", json={"type": "a.b"}, timeout=5)
         assert ok.status_code == 202
+
+
+def test_tornado_still_keeps_the_private_finished_flag_bodylimit_reads():
+    """``BodyLimitMixin.data_received`` reads Tornado's private
+    ``RequestHandler._finished`` (no public accessor says "finish() was
+    called"). If Tornado renames it, this fails before the receiver does."""
+    import inspect
+    from unittest import mock
+
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+    from tornado.web import Application, RequestHandler
+
+    start = RequestStartLine("POST", "/", "HTTP/1.1")
+    request = HTTPServerRequest(
+        connection=mock.Mock(), start_line=start, headers=HTTPHeaders({"Host": "x"})
+    )
+    handler = RequestHandler(Application(), request)
+    assert handler._finished is False, "tornado.web.RequestHandler._finished changed"
+    finish = inspect.getsource(RequestHandler.finish)
+    assert "self._finished = True" in finish, "tornado.web.RequestHandler._finished changed"

@@ -13,10 +13,11 @@ import textwrap
 import pytest
 import requests
 
+from lab.provider_handle import ProviderHandle
 from lab.waiting import wait_until
 from servers.runtime import ServerThread
 from servers.webhooks import signing
-from servers.webhooks.provider import ProviderHandle, provider_app
+from servers.webhooks.provider import provider_app
 from servers.webhooks.receiver import Receiver
 
 SECRET = signing.generate_secret()

@@ -11,21 +11,21 @@ import pytest
 import requests
 from tornado.web import Application, RequestHandler
 
+from lab.provider_handle import ProviderHandle
 from lab.recorder import ArrivalRecorder
 from lab.waiting import wait_until
 from servers.runtime import ServerThread
 from servers.webhooks import signing
-from servers.webhooks.provider import (
+from servers.webhooks.provider import provider_app
+from servers.webhooks.receiver import Receiver
+from servers.webhooks.retry import (
     DEMO_SCHEDULE_S,
     SVIX_SCHEDULE_S,
-    ProviderHandle,
     RetryPolicy,
     compressed,
     exponential_schedule,
     parse_retry_after,
-    provider_app,
 )
-from servers.webhooks.receiver import Receiver
 
 FAST = (0, 0.02, 0.05, 0.1)  # a short schedule: 4 attempts within ~0.2 s
 
@@ -51,6 +51,8 @@ class Pair:
         self.rserver.stop()
 
 
+# Same start/yield/stop fixture shape as ``demo`` in test_webhooks_standalone.py,
+# kept on purpose: there it is a subprocess, here two in-process servers.
 @pytest.fixture()
 def pair(tmp_path):
     p = Pair(tmp_path)
@@ -184,7 +186,7 @@ def test_410_disables_the_subscription(pair):
     time.sleep(0.2)
     attempts = pair.provider.attempts()
     assert len(attempts) == 1 and attempts[0]["outcome"] == "gone"  # no retry
-    (s,) = pair.provider.subscriptions()
+    (s,) = pair.provider.endpoints()
     assert s.id == sub.id and s.status == "disabled" and "410" in s.disabled_reason
     pair.receiver.set_mode("healthy")
     pair.pserver.publish("email.bounced", {})  # not even enqueued any more
@@ -295,7 +297,12 @@ def test_http_api_and_its_bad_input(pair):
     )  # signed with a secret the receiver lacks
     assert pair.provider.attempts()[0]["status_code"] == 401
     assert "attempts" in requests.get(f"{base}/deliveries", timeout=5).json()
-    assert requests.get(f"{base}/deliveries?since=x", timeout=5).status_code == 400
+    assert requests.get(f"{base}/deliveries?after=x", timeout=5).status_code == 400
+    # ?after= is a resume cursor: only the attempts logged after that id (the
+    # 401 is retried meanwhile, so more may come)
+    cut = requests.get(f"{base}/deliveries?after=0", timeout=5).json()["attempts"][0]["id"]
+    later = requests.get(f"{base}/deliveries?after={cut}", timeout=5).json()["attempts"]
+    assert all(a["id"] > cut for a in later), later
     assert requests.get(f"{base}/dead-letters", timeout=5).status_code == 200
     r = requests.post(f"{base}/dead-letters/replay", json={"ids": ["x"]}, timeout=5)
     assert r.status_code == 400
@@ -378,9 +385,9 @@ def test_subscriptions_api_wrong_types_are_400_with_a_reason(pair, bad, words):
 @pytest.mark.parametrize(
     "path, doc",
     [
-        ("/deliveries?since=%D9%A3", None),  # Arabic-Indic 3: int() would read it as 3
-        ("/deliveries?since=%C2%B2", None),  # superscript 2
-        ("/deliveries?since=" + "9" * 5000, None),
+        ("/deliveries?after=%D9%A3", None),  # Arabic-Indic 3: int() would read it as 3
+        ("/deliveries?after=%C2%B2", None),  # superscript 2
+        ("/deliveries?after=" + "9" * 5000, None),
         ("/events", {"type": "a\nid: 9", "data": {}}),
         ("/events", {"type": "a.b", "data": [1]}),
         ("/events", {"type": 5}),

@@ -51,6 +51,8 @@ class Standalone:
         self.proc.stdout.close()
 
 
+# Same start/yield/stop fixture shape as ``pair`` in test_webhooks_provider.py,
+# kept on purpose: here it is a subprocess, there two in-process servers.
 @pytest.fixture()
 def demo(tmp_path):
     d = Standalone(tmp_path)

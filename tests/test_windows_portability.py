@@ -271,11 +271,12 @@ def _windows_unlink(file: Path) -> None:
 
 
 def test_outbox_reset_releases_what_holds_the_file(tmp_path, monkeypatch):
+    from lab.provider_handle import ProviderHandle
     from servers import runtime
-    from servers.webhooks import outbox
-    from servers.webhooks.provider import ProviderHandle, provider_app
+    from servers.webhooks import outbox, sqlitefiles
+    from servers.webhooks.provider import provider_app
 
-    monkeypatch.setattr(outbox, "_unlink", _windows_unlink)
+    monkeypatch.setattr(sqlitefiles, "_unlink", _windows_unlink)
     path = tmp_path / "webhooks-outbox.sqlite3"
     provider = runtime.start("wh-windows-reset", provider_app(path, allow_loopback=True))
     other = runtime.start("wh-windows-other", provider_app(tmp_path / "other.sqlite3"))
@@ -288,7 +289,7 @@ def test_outbox_reset_releases_what_holds_the_file(tmp_path, monkeypatch):
 
         outbox.reset(path)
 
-        assert not any(f.exists() for f in outbox._files(path))
+        assert not any(f.exists() for f in sqlitefiles.files(path))
         assert not provider.running  # stopped, so its connection was closed
         assert other.running  # another outbox's provider is left alone
         with pytest.raises(sqlite3.ProgrammingError):

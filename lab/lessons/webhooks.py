@@ -26,7 +26,8 @@ from typing import Any
 import ipywidgets as w
 
 from lab.widgets import Throttle
-from servers.webhooks.receiver import Receipt, Receiver
+from servers.webhooks.receipts import Receipt
+from servers.webhooks.receiver import Receiver
 
 MODES = ("healthy", "500", "slow", "down", "flaky", "429", "410")
 
@@ -97,6 +98,8 @@ class ReceiptLog:
             + "</div>"
         )
 
+    # refresh/close/display: the same small widget protocol as
+    # lab.widgets.ArrivalPanel (a listener on a different source), kept apart.
     def refresh(self) -> None:
         self._throttle.flush()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..runtime import ServerThread, tick_until_interrupted
 from . import inbox, outbox, signing
-from .provider import ProviderHandle, provider_app
+from .provider import Provider, provider_app
 from .receiver import Receiver
 from .receiver import routes as receiver_routes
 
@@ -64,9 +64,12 @@ def main() -> None:
         return app
 
     server = ServerThread(factory, name="webhooks", port=args.port).start()
-    handle = ProviderHandle(server)
+    provider: Provider = server.state
     # The one loopback URL allowed without --allow-loopback: our own receiver.
-    sub, _ = handle.subscribe(f"{server.url}/webhook", ["*"], secret, allow_loopback=True)
+    own = f"{server.url}/webhook"
+    sub, _ = server.call(
+        lambda: provider.endpoints.add(own, ["*"], secret, allow_loopback=True), timeout=10
+    )
     print(f"webhooks provider + receiver on {server.url} (Ctrl-C to stop)", flush=True)
     print(f"API token: {token}", flush=True)
     print(f"    {server.url}/deliveries?token={token}", flush=True)

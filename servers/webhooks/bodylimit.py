@@ -76,6 +76,9 @@ class BodyLimitMixin:
         self.request.connection.set_max_body_size(limit + 2 * DRAIN_BYTES)
 
     def data_received(self: Any, chunk: bytes) -> None:
+        # Tornado's RequestHandler keeps "finish() was called" only in the
+        # private ``_finished`` (no public accessor); a chunk can still arrive
+        # after our 413 went out. tests/test_webhooks_bodylimit.py checks it exists.
         if self._finished:
             return
         self._received += len(chunk)

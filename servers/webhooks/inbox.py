@@ -41,6 +41,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sqlitefiles import reset  # noqa: F401  (inbox.reset: delete the file, Windows too)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
     msg_id TEXT PRIMARY KEY,          -- webhook-id: the dedup record
@@ -127,6 +129,13 @@ class Inbox:
         self.size -= cur.rowcount
         return cur.rowcount
 
+    def full_reason(self) -> str:
+        """Why ``add`` answered ``"full"`` (the receiver's 503)."""
+        return (
+            f"{self.max_ids} ids are still inside their {self.keep_ids_s:g} s dedup "
+            "window; refusing rather than forgetting one (retry later)"
+        )
+
     def retry_after_s(self) -> float:
         """When the oldest id leaves the window (what a 503 tells the provider)."""
         row = self.db.execute(
@@ -197,21 +206,3 @@ class Inbox:
         for status, n in self.db.execute("SELECT status, COUNT(*) FROM inbox GROUP BY status"):
             counts[status] = n
         return counts
-
-
-def reset(path: str | Path) -> None:
-    """Delete an inbox file and its WAL companions.
-
-    Windows refuses to delete a file that is open: then the connections this
-    process still holds on it (a receiver from an earlier run of the same
-    cell) are closed first, as ``outbox.reset`` does."""
-    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
-    try:
-        for file in files:
-            file.unlink(missing_ok=True)
-    except PermissionError:
-        from .outbox import _release
-
-        _release(path)
-        for file in files:
-            file.unlink(missing_ok=True)

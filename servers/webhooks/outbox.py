@@ -1,7 +1,7 @@
 """The durable outbox: every delivery is written down before it is tried.
 
 The provider never sends a webhook straight from memory. For each event and
-each matching subscription it first inserts a row into this SQLite file and
+each matching endpoint it first inserts a row into this SQLite file and
 commits; only then does the dispatcher try to deliver it. A row stays
 ``pending`` until a receiver answers 2xx (``delivered``) or the retry
 schedule runs out (``dead``: the dead-letter list, replayable). So when the
@@ -16,13 +16,14 @@ event durable); status updates and the attempt log are committed together
 once per loop iteration (``commit()`` from the provider), since losing one
 only means a harmless re-delivery.
 
-Subscriptions live here too, secrets included. A real provider would encrypt
+The registered endpoints (``Endpoint``: URL, event types, secrets) live
+here too, secrets included. A real provider would encrypt
 them at rest; this teaching file does not.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import sqlite3
 import time
 import uuid
@@ -31,16 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .sqlitefiles import reset  # noqa: F401  (outbox.reset: delete the file, Windows too)
+
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS subscriptions (
-    id TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    event_types TEXT NOT NULL,        -- JSON list; ["*"] means every type
-    secrets TEXT NOT NULL,            -- JSON list, newest first (rotation)
-    status TEXT NOT NULL DEFAULT 'active',  -- active | disabled (after a 410)
-    disabled_reason TEXT,
-    created_at REAL NOT NULL
-);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     msg_id TEXT NOT NULL,             -- the webhook-id header, same on every retry
@@ -74,21 +68,6 @@ CREATE TABLE IF NOT EXISTS attempts (
 
 
 @dataclass(frozen=True)
-class Subscription:
-    id: str
-    url: str
-    event_types: tuple[str, ...]
-    secrets: tuple[str, ...]
-    status: str = "active"
-    disabled_reason: str | None = None
-
-    def wants(self, event_type: str) -> bool:
-        return self.status == "active" and (
-            "*" in self.event_types or event_type in self.event_types
-        )
-
-
-@dataclass(frozen=True)
 class Message:
     id: int
     msg_id: str
@@ -113,10 +92,11 @@ class Outbox:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
-        self._in_tx = False
+        self._in_tx = self._commit_scheduled = self.closed = False
 
     # -- transactions ------------------------------------------------------------
-    def _begin(self) -> None:
+    def begin(self) -> None:
+        """Open a transaction unless one is open: writes share it until ``commit``."""
         if not self._in_tx:
             self.db.execute("BEGIN")
             self._in_tx = True
@@ -126,71 +106,29 @@ class Outbox:
             self.db.execute("COMMIT")
             self._in_tx = False
 
+    def commit_soon(self) -> None:
+        """Commit on the loop's next turn: many attempts that finish in the
+        same iteration share one commit."""
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_commit)
+
+    def _scheduled_commit(self) -> None:
+        self._commit_scheduled = False
+        if not self.closed:
+            self.commit()
+
     def close(self) -> None:
         self.commit()
         self.db.close()
-
-    # -- subscriptions -------------------------------------------------------------
-    def add_subscription(
-        self, url: str, event_types: list[str], secrets: list[str]
-    ) -> Subscription:
-        sub = Subscription(f"sub_{uuid.uuid4().hex[:12]}", url, tuple(event_types), tuple(secrets))
-        self._begin()
-        self.db.execute(
-            "INSERT INTO subscriptions (id, url, event_types, secrets, created_at)"
-            " VALUES (?,?,?,?,?)",
-            (sub.id, url, json.dumps(event_types), json.dumps(secrets), self.clock()),
-        )
-        self.commit()
-        return sub
-
-    def subscriptions(self) -> list[Subscription]:
-        rows = self.db.execute("SELECT * FROM subscriptions ORDER BY created_at").fetchall()
-        return [
-            Subscription(
-                r["id"],
-                r["url"],
-                tuple(json.loads(r["event_types"])),
-                tuple(json.loads(r["secrets"])),
-                r["status"],
-                r["disabled_reason"],
-            )
-            for r in rows
-        ]
-
-    def set_secrets(self, sub_id: str, secrets: list[str]) -> None:
-        self._begin()
-        self.db.execute(
-            "UPDATE subscriptions SET secrets=? WHERE id=?", (json.dumps(secrets), sub_id)
-        )
-        self.commit()
-
-    def disable_subscription(self, sub_id: str, reason: str) -> None:
-        self._begin()
-        self.db.execute(
-            "UPDATE subscriptions SET status='disabled', disabled_reason=? WHERE id=?",
-            (reason, sub_id),
-        )
-
-    def enable_subscription(self, sub_id: str) -> None:
-        self._begin()
-        self.db.execute(
-            "UPDATE subscriptions SET status='active', disabled_reason=NULL WHERE id=?", (sub_id,)
-        )
-        self.commit()
-
-    def delete_subscription(self, sub_id: str) -> bool:
-        self._begin()
-        cur = self.db.execute("DELETE FROM subscriptions WHERE id=?", (sub_id,))
-        self.commit()
-        return cur.rowcount > 0
+        self.closed = True
 
     # -- messages ------------------------------------------------------------------
     def enqueue(self, items: list[tuple[str, str, int, bytes]]) -> list[Message]:
         """Insert ``(sub_id, event_type, seq, body)`` rows and commit at once;
         return them as pending messages, ready for a first attempt."""
         now = self.clock()
-        self._begin()
+        self.begin()
         messages = []
         for sub_id, event_type, seq, body in items:
             msg_id = f"msg_{uuid.uuid4().hex}"
@@ -238,7 +176,7 @@ class Outbox:
         next_delay_s: float | None = None,
     ) -> None:
         """Log one attempt and move the message on (delivered / retry / dead)."""
-        self._begin()
+        self.begin()
         self.db.execute(
             "INSERT INTO attempts (message, msg_id, sub_id, seq, attempt, started_at, duration_ms,"
             " status_code, error, outcome, next_delay_s) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -276,8 +214,8 @@ class Outbox:
             )
 
     def kill_pending(self, sub_id: str, reason: str) -> int:
-        """Move a disabled subscription's pending messages to the dead letters."""
-        self._begin()
+        """Move a disabled endpoint's pending messages to the dead letters."""
+        self.begin()
         cur = self.db.execute(
             "UPDATE messages SET status='dead', last_error=?, finished_at=? "
             "WHERE sub_id=? AND status='pending'",
@@ -287,7 +225,7 @@ class Outbox:
 
     def replay(self, message_ids: list[int] | None = None) -> int:
         """Dead letters back to pending, due now, with a fresh attempt count."""
-        self._begin()
+        self.begin()
         sql = (
             "UPDATE messages SET status='pending', attempts=0, next_attempt_at=?, finished_at=NULL "
         )
@@ -316,73 +254,13 @@ class Outbox:
             )
         return [self._message(r) for r in rows.fetchall()]
 
-    def attempts(self, since_id: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
+    def attempts(self, after: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The attempt log after row ``after`` (a resume cursor: the last id seen)."""
         rows = self.db.execute(
-            "SELECT * FROM attempts WHERE id>? ORDER BY id LIMIT ?", (since_id, limit)
+            "SELECT * FROM attempts WHERE id>? ORDER BY id LIMIT ?", (after, limit)
         ).fetchall()
         return [dict(r) for r in rows]
 
     @staticmethod
     def _message(r: sqlite3.Row) -> Message:
-        return Message(
-            r["id"],
-            r["msg_id"],
-            r["sub_id"],
-            r["event_type"],
-            r["seq"],
-            bytes(r["body"]),
-            r["status"],
-            r["attempts"],
-            r["next_attempt_at"],
-            r["last_error"],
-        )
-
-
-def _files(path: str | Path) -> list[Path]:
-    return [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
-
-
-def _unlink(file: Path) -> None:
-    file.unlink(missing_ok=True)
-
-
-def reset(path: str | Path) -> None:
-    """Delete the outbox file and its WAL companions (a fresh start).
-
-    On Linux and macOS a file can be deleted while it is open. Windows refuses
-    (``PermissionError``) while any connection holds it, e.g. a provider still
-    running from an earlier run of the same cell, or a notebook's
-    ``sqlite3.connect(...)`` that was never closed. There ``reset`` first
-    releases what this process holds on the file (``_release``), then deletes.
-    """
-    try:
-        for file in _files(path):
-            _unlink(file)
-    except PermissionError:
-        _release(path)
-        for file in _files(path):
-            _unlink(file)
-
-
-def _release(path: str | Path) -> None:
-    """Windows fallback of ``reset``: stop the running providers that use this
-    outbox (their stop hook closes it) and close this process's other SQLite
-    connections to it."""
-    import gc
-
-    from servers import runtime
-
-    target = Path(path).resolve()
-    for server in runtime.running().values():
-        provider = server.app.settings.get("provider") if server.app is not None else None
-        outbox = getattr(provider, "outbox", None)
-        if isinstance(outbox, Outbox) and Path(outbox.path).resolve() == target:
-            server.stop()
-    for obj in gc.get_objects():
-        if isinstance(obj, sqlite3.Connection):
-            try:
-                files = [row[2] for row in obj.execute("PRAGMA database_list")]
-                if any(f and Path(f).resolve() == target for f in files):
-                    obj.close()
-            except sqlite3.Error:  # closed already, or owned by another thread
-                continue
+        return Message(**{name: r[name] for name in Message.__dataclass_fields__})

@@ -186,22 +186,21 @@ def check_url(
     url: str, allow_loopback: bool = False, resolver: Resolver = system_resolver
 ) -> CheckedURL:
     """Check ``url`` now (blocking DNS lookup); raise ``URLRefusedError``."""
+    checked = _check_literal(url, allow_loopback)  # an IP address: no lookup
+    if checked is not None:
+        return checked
     scheme, host, port, target = _split(url)
-    literal = _literal(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            addresses = resolver(host, port)
-        except OSError as exc:
-            raise URLRefusedError(f"{host!r} does not resolve ({exc})") from None
+    try:
+        addresses = resolver(host, port)
+    except OSError as exc:
+        raise URLRefusedError(f"{host!r} does not resolve ({exc})") from None
     return _finish(url, scheme, host, port, target, addresses, allow_loopback)
 
 
 @functools.lru_cache(maxsize=1024)
 def _check_literal(url: str, allow_loopback: bool) -> CheckedURL | None:
     """The verdict for a URL whose host is an IP address never changes: cache it.
-    None when the host is a name (that one is resolved at every delivery)."""
+    None when the host is a name (that one is resolved at every check)."""
     scheme, host, port, target = _split(url)
     literal = _literal(host)
     if literal is None:
@@ -214,18 +213,12 @@ async def check_url_async(url: str, allow_loopback: bool = False) -> CheckedURL:
     checked = _check_literal(url, allow_loopback)  # raises URLRefusedError (not cached)
     if checked is not None:
         return checked
-    scheme, host, port, target = _split(url)
-    literal = _literal(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise URLRefusedError(f"{host!r} does not resolve ({exc})") from None
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    scheme, host, port, target = _split(url)  # a name: resolve it now
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise URLRefusedError(f"{host!r} does not resolve ({exc})") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
     return _finish(url, scheme, host, port, target, addresses, allow_loopback)
 
 

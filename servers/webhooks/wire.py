@@ -20,6 +20,7 @@ import re
 import ssl as _ssl
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_RESPONSE_BYTES = 64 * 1024  # a receiver's answer is read, but not without bound
 USER_AGENT = "event-lab-webhooks/1.0"
@@ -113,6 +114,15 @@ class ConnectionPool:
         else:
             conn.writer.close()
         return response
+
+    async def post_to(
+        self, url: Any, headers: dict[str, str], body: bytes, timeout: float
+    ) -> Response:
+        """``post`` to a URL ``ssrf`` checked (a ``CheckedURL``): to the address
+        it was checked at, so DNS cannot change between check and connect."""
+        return await self.post(
+            url.scheme, url.host, url.addresses[0], url.port, url.target, headers, body, timeout
+        )
 
     async def _open(self, scheme: str, host: str, address: str, port: int) -> _Conn:
         ctx = _ssl.create_default_context() if scheme == "https" else None
