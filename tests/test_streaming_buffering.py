@@ -9,11 +9,17 @@ import pytest
 import requests
 
 from lab import streaming_ui as ui
-from servers import runtime, sse, streaming
+from servers import runtime, sse, streaming, streaming_buffering
 from servers.common import app_with
 from servers.runtime import ServerThread
 
-APP = app_with(streaming.routes, sse.routes)
+
+def APP(hub):
+    """streaming and SSE on one port; ``server.state`` is a fresh ``SSEFeed``."""
+    feed = sse.SSEFeed()
+    return app_with(streaming.routes, feed.routes, state=feed)(hub)
+
+
 N, GAP = 4, 0.2
 
 
@@ -76,7 +82,9 @@ def test_chunked_arrives_live_and_close_delimited_is_held_until_close(server):
 
 
 def test_tiny_proxy_buffers_unless_accept_is_exactly_event_stream(server):
-    proxy = runtime.start("test-buffering-proxy", streaming.buffering_proxy_app(server.url))
+    proxy = runtime.start(
+        "test-buffering-proxy", streaming_buffering.buffering_proxy_app(server.url)
+    )
     try:
         buffered, live = ui.proxy_runs(
             server, lambda p: f"{proxy.url}/{p}", n=N, gap_s=GAP, label="tiny"
@@ -103,7 +111,9 @@ def test_tiny_proxy_buffers_unless_accept_is_exactly_event_stream(server):
 def test_tiny_proxy_reports_a_dead_upstream_as_502():
     with ServerThread(APP, name="gone") as upstream:
         url = upstream.url
-    with ServerThread(streaming.buffering_proxy_app(url), name="proxy-to-nothing") as proxy:
+    with ServerThread(
+        streaming_buffering.buffering_proxy_app(url), name="proxy-to-nothing"
+    ) as proxy:
         for accept in ("*/*", "text/event-stream"):
             resp = requests.get(f"{proxy.url}/stream/sse", headers={"Accept": accept}, timeout=10)
             assert resp.status_code == 502 and "upstream" in resp.json()["error"]

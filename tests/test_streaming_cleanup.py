@@ -11,11 +11,15 @@ import psutil
 import pytest
 
 from lab.clients import wait_until
-from servers import sse, streaming
+from servers import sse, sse_slow, streaming
 from servers.common import app_with
 from servers.runtime import ServerThread
 
-APP = app_with(streaming.routes, sse.routes)
+
+def APP(hub):
+    """streaming and SSE on one port; ``server.state`` is a fresh ``SSEFeed``."""
+    feed = sse.SSEFeed()
+    return app_with(streaming.routes, feed.routes, state=feed)(hub)
 
 
 def open_streams(port: int, path: str, n: int) -> list[socket.socket]:
@@ -38,7 +42,7 @@ def server_state(server: ServerThread) -> dict:
     def snapshot():
         return {
             "subscribers": server.hub.subscriber_count,
-            "sse handlers": len(sse.feed_of(server.hub).handlers),
+            "sse handlers": len(server.state.handlers),
             "tasks": len(asyncio.all_tasks()),
         }
 
@@ -77,7 +81,7 @@ def test_a_thousand_clients_connect_and_drop_and_nothing_is_left(path):
 
 def test_slow_sse_reader_is_cut_off_and_its_memory_released():
     with ServerThread(APP, name="slow") as server:
-        feed = sse.feed_of(server.hub)
+        feed = server.state
         feed.queue_size = 20
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             # A reader that never reads: a tiny receive buffer fills at once.
@@ -98,14 +102,14 @@ def test_slow_sse_reader_is_cut_off_and_its_memory_released():
                 if not chunk:
                     break
                 data += chunk
-            assert b"event: stream.resync" in data and b"client too slow" in data
+            assert b"event: resync" in data and b"client too slow" in data
         assert wait_until(lambda: server_state(server)["sse handlers"] == 0, timeout=10)
 
 
 def test_slow_reader_that_never_drains_is_disconnected(monkeypatch):
-    monkeypatch.setattr(sse, "SLOW_READER_GRACE_S", 0.3)
+    monkeypatch.setattr(sse_slow, "SLOW_READER_GRACE_S", 0.3)
     with ServerThread(APP, name="stuck") as server:
-        feed = sse.feed_of(server.hub)
+        feed = server.state
         feed.queue_size = 10
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
