@@ -17,6 +17,8 @@ class JSONErrorsMixin:
     """Answer errors as JSON with a reason a learner can read, not HTML."""
 
     def write_error(self: RequestHandler, status_code: int, **kwargs: Any) -> None:  # type: ignore[misc]
+        # _reason: the status line's text (set_status's reason); Tornado has no
+        # public getter. tests/test_fanout.py checks it is still there.
         reason = self._reason
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, HTTPError) and exc.log_message:

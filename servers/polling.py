@@ -66,7 +66,7 @@ class LongPollHandler(_EventsHandler):
             events, notice = resolve_cursor(self.hub.log, after)
         # request.connection.stream: no public API says whether the client is
         # still there (HTTP1Connection keeps its IOStream as ``stream``;
-        # tests/test_streaming_library.py checks it).
+        # the Tornado-internals test in tests/test_fanout.py checks it).
         if self.request.connection.stream.closed() or not self.hub.running:
             return  # the client gave up, or the server is stopping: nobody to answer
         self.answer(events, notice)

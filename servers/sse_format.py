@@ -102,3 +102,9 @@ def encode_or_skip(event: Event, pretty: bool = False, sensitive: Collection[str
     except ValueError as exc:
         logging.getLogger(__name__).warning("event %d skipped on SSE: %s", event.seq, exc)
         return format_comment(f"event {event.seq} skipped: cannot be sent as SSE").encode()
+
+
+def event_text(event: Event) -> str:
+    """The event as one compact block: ``id``, ``event``, one ``data`` line
+    of its own JSON (``Event.to_json()``, ASCII): fan-out's wire form."""
+    return format_event(event.to_json(), event=event.type, id=event.seq)

@@ -30,7 +30,7 @@ def disconnect(handler: RequestHandler) -> None:
     ``request.connection.stream`` is not documented API (Tornado's
     ``HTTP1Connection`` keeps the ``IOStream`` as ``stream``): ``finish()``
     waits for the client to read, and no public call drops a response's
-    connection. tests/test_streaming_library.py fails if it disappears."""
+    connection. the Tornado-internals test in tests/test_fanout.py fails if it disappears."""
     stream = getattr(handler.request.connection, "stream", None)
     if stream is not None:
         stream.close()

@@ -123,7 +123,7 @@ class BufferingProxyHandler(JSONErrorsMixin, RequestHandler):
 
         # request.connection.stream: no public API says whether our client
         # is still connected before we write to it (HTTP1Connection keeps its
-        # IOStream as ``stream``; tests/test_streaming_library.py checks it).
+        # IOStream as ``stream``; the Tornado-internals test in tests/test_fanout.py checks it).
         def on_chunk(chunk: bytes) -> None:
             if self.request.connection.stream.closed():
                 return
