@@ -63,6 +63,7 @@ class _Client:
     def __init__(self, index: int, server: int) -> None:
         self.index = index
         self.server = server
+        # Counters, like lab/sse_client.py's: another client, other counts.
         self.last_seq = 0
         self.received = 0
         self.dups = 0

@@ -167,6 +167,7 @@ class ReconnectingSSEClient(BackgroundClient):
         # resume=False: reconnect but never send Last-Event-ID, which is what
         # a plain sseclient-py loop does (notebook 03 shows what it loses).
         self.resume = resume
+        # Counters, like lab/loadgen.py's _Client: another client, other counts.
         self.connections = 0
         self.watchdog_reconnects = 0
         self.truncated_streams = 0

@@ -220,7 +220,9 @@ class BackplaneLink:
 
     def close_when_stopped(self, app: Any) -> None:
         """Close the backplane when the server running ``app`` stops (the
-        runtime sets ``server_thread`` just after the app factory returns)."""
+        runtime sets ``server_thread`` just after the app factory returns).
+        webhooks/provider.py registers its own hook the same way; a shared
+        helper would belong in servers/runtime.py (another owner)."""
 
         def register() -> None:
             server = app.settings.get("server_thread")

@@ -20,9 +20,8 @@ resync`` block when some are already gone. An id this server never handed
 out is a ``400``. A feed closed with ``close_feed()`` answers ``204``: the
 spec's "stop reconnecting".
 
-Beside this core: ``sse_format.py`` (every field checked), ``sse_slow.py``
-(slow readers are cut off), ``sse_auth.py`` (tokens for ``/stream/sse/private``),
-``sse_feed.py`` (the settings a notebook changes live).
+Beside this core: ``sse_format.py`` (fields checked), ``sse_slow.py`` (slow
+readers cut off), ``sse_auth.py`` (tokens), ``sse_feed.py`` (live settings).
 
 Run standalone: ``python -m servers.sse --port 8000`` then
 ``curl -N http://127.0.0.1:8000/stream/sse``.
@@ -31,11 +30,12 @@ Run standalone: ``python -m servers.sse --port 8000`` then
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from tornado.iostream import StreamClosedError
 from tornado.web import Application, RequestHandler
 
-from . import sse_slow
+from . import common, sse_slow
 from .common import JSONErrorsMixin, parse_cursor, parse_seconds, request_cursor, resolve_cursor
 from .cursor import resync_notice
 from .events import Event
@@ -175,6 +175,16 @@ def routes(hub: EventHub, feed: SSEFeed | None = None) -> list:
         (r"/stream/sse/private", SSEHandler, {**kw, "private": True}),
         (r"/stream/token", TokenHandler, {"feed": kw["feed"]}),
     ]
+
+
+def app_with(*route_fns: Callable[[EventHub], list]) -> Callable[[EventHub], Application]:
+    """``common.app_with(...)`` plus the SSE routes, a fresh feed per app as its state."""
+
+    def factory(hub: EventHub) -> Application:
+        feed = SSEFeed()
+        return common.app_with(*route_fns, feed.routes, state=feed)(hub)
+
+    return factory
 
 
 def make_app(hub: EventHub, feed: SSEFeed | None = None) -> Application:

@@ -10,14 +10,9 @@ import requests
 
 from lab import streaming_ui as ui
 from servers import runtime, sse, streaming, streaming_buffering
-from servers.common import app_with
 from servers.runtime import ServerThread
 
-
-def APP(hub):
-    """streaming and SSE on one port; ``server.state`` is a fresh ``SSEFeed``."""
-    feed = sse.SSEFeed()
-    return app_with(streaming.routes, feed.routes, state=feed)(hub)
+APP = sse.app_with(streaming.routes)  # server.state: the SSEFeed
 
 
 N, GAP = 4, 0.2

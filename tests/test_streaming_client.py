@@ -11,15 +11,10 @@ from lab.clients import NDJSONStreamClient, wait_until
 from lab.recorder import ArrivalRecorder
 from lab.sse_client import RawTap, ReconnectingSSEClient, TruncatedStream, plan_reconnect
 from servers import sse, streaming
-from servers.common import app_with
 from servers.cursor import RESYNC
 from servers.runtime import ServerThread
 
-
-def APP(hub):
-    """streaming and SSE on one port; ``server.state`` is a fresh ``SSEFeed``."""
-    feed = sse.SSEFeed()
-    return app_with(streaming.routes, feed.routes, state=feed)(hub)
+APP = sse.app_with(streaming.routes)  # server.state: the SSEFeed
 
 
 @pytest.fixture

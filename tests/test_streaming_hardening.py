@@ -15,14 +15,9 @@ from sse_spec_parser import parse
 
 from lab.streaming_ui import WireView, raw_request
 from servers import events, polling, sse, sse_format, streaming
-from servers.common import app_with
 from servers.runtime import ServerThread
 
-
-def APP(hub):
-    """polling, streaming and SSE on one port; ``server.state`` is a fresh ``SSEFeed``."""
-    feed = sse.SSEFeed()
-    return app_with(polling.routes, streaming.routes, feed.routes, state=feed)(hub)
+APP = sse.app_with(polling.routes, streaming.routes)  # server.state: the SSEFeed
 
 
 PASSWORD = "correct horse"

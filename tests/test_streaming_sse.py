@@ -15,15 +15,10 @@ from sse_spec_parser import SpecParser, parse
 
 from lab.streaming_ui import WireView, raw_request
 from servers import sse, sse_auth, sse_format, streaming
-from servers.common import app_with
 from servers.cursor import RESYNC, resync_notice
 from servers.runtime import ServerThread
 
-
-def APP(hub):
-    """streaming and SSE on one port; ``server.state`` is a fresh ``SSEFeed``."""
-    feed = sse.SSEFeed()
-    return app_with(streaming.routes, feed.routes, state=feed)(hub)
+APP = sse.app_with(streaming.routes)  # server.state: the SSEFeed
 
 
 @pytest.fixture
