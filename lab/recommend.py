@@ -336,8 +336,8 @@ FEATURES: dict[str, dict[str, tuple[str, Evidence]]] = {
         ("bounded log; resync notice when gone", POLL_DROP),
         ("durable outbox, retries, dead letters", WH_OUTBOX),
         ("bounded log; room.resync when gone", WS_RESUME),
-        ("bounded log; stream.resync when gone", ST_RESUME),
-        ("bounded log; stream.resync when gone", ST_RESUME),
+        ("bounded log; resync notice when gone", ST_RESUME),
+        ("bounded log; resync notice when gone", ST_RESUME),
     ),
     "Ordering": _row(
         ("in order (seq)", POLL_SIDE_BY_SIDE),
