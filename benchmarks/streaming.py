@@ -54,7 +54,7 @@ from lab.lessons import http_streaming as lesson
 from lab.recorder import ArrivalRecorder
 from lab.scale.jupyter_proxy import JupyterServerProxy
 from lab.waiting import wait_until
-from servers import runtime, sse, streaming
+from servers import runtime, sse, streaming, streaming_buffering
 from servers.common import app_with
 from servers.runtime import ServerThread
 
@@ -258,7 +258,9 @@ def lab_client_latency(server: ServerThread, kind: str, events: int, gap_s: floa
 
 def buffering(server: ServerThread, n: int = 5, gap_s: float = 0.2) -> dict:
     out: dict = {}
-    proxy = runtime.start("bench-buffering-proxy", streaming.buffering_proxy_app(server.url))
+    proxy = runtime.start(
+        "bench-buffering-proxy", streaming_buffering.buffering_proxy_app(server.url)
+    )
     try:
         tiny = lesson.proxy_runs(
             server, lambda p: f"{proxy.url}/{p}", n=n, gap_s=gap_s, label="tiny proxy"
@@ -318,9 +320,10 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"command": command, "machine": machine(), "payload": PAYLOAD}
     print(f"{command}\n{result['machine']['summary']}", flush=True)
 
-    with ServerThread(app_with(streaming.routes, sse.routes), name="bench-streaming") as server:
+    feed = sse.SSEFeed()
+    app = app_with(streaming.routes, feed.routes, state=feed)
+    with ServerThread(app, name="bench-streaming") as server:
         server.hub.queue_size = 200_000  # NDJSON subscribers
-        feed = sse.feed_of(server.hub)
         feed.queue_size = 200_000
         feed.heartbeat_s = 0
         for kind in ("chunked", "sse"):  # warm-up, excluded

@@ -10,7 +10,8 @@ from typing import Any
 from tornado.httputil import responses
 from tornado.web import Application, HTTPError, RequestHandler
 
-from .cursor import parse_number
+from .cursor import CursorError, parse_number, resolve
+from .events import Event, EventLog
 
 
 class JSONErrorsMixin:
@@ -30,18 +31,43 @@ class JSONErrorsMixin:
         self.finish(json.dumps({"error": reason, "status": status_code}))
 
 
-def parse_cursor(handler: RequestHandler, name: str = "after", default: int = 0) -> int:
-    """A sequence-number cursor (or a count) from the query string; absent:
-    ``default``; anything but ASCII digits (blank, ``+5``, ``٣``, ``²``,
-    5,000 digits): 400 with the reason (``servers.cursor.parse_number``)."""
-    raw = handler.get_query_argument(name, None)
-    if raw is None:
-        return default
-    if raw == "":  # Tornado strips spaces: "after=" and "after=%20" both land here
-        raise HTTPError(400, f"{name} is blank: send a whole number, or leave it out")
+def request_cursor(
+    handler: RequestHandler, query: str = "after", header: str | None = None
+) -> int | None:
+    """The client's cursor, read by ``servers.cursor.parse_number``: the
+    ``header`` if given and sent (SSE's ``Last-Event-ID``; blank is the
+    spec's "no id yet": None), else ``?<query>=``; None if neither.
+    Anything but ASCII digits (blank, `` 5``, ``+5``, ``٣``, ``²``, 5,000
+    digits) is a 400 with the reason."""
+    raw = handler.request.headers.get(header) if header else None
+    name = header
+    if raw is not None:
+        raw = raw.strip()  # header values: surrounding spaces are not part of them
+        if raw == "":
+            return None
+    else:
+        # strip=False: " 5" (a "+5" sent unencoded) is not a number we handed out.
+        raw, name = handler.get_query_argument(query, None, strip=False), query
+        if raw is None:
+            return None
     try:
         return parse_number(raw, name)
-    except ValueError as exc:
+    except CursorError as exc:
+        raise HTTPError(400, str(exc)) from None
+
+
+def parse_cursor(handler: RequestHandler, name: str = "after", default: int = 0) -> int:
+    """A cursor (or a count, e.g. ``limit``) from the query string, ``default``
+    if absent; see ``request_cursor``."""
+    value = request_cursor(handler, name)
+    return default if value is None else value
+
+
+def resolve_cursor(log: EventLog, after: int) -> tuple[list[Event], dict[str, Any] | None]:
+    """``servers.cursor.resolve``, with a cursor from the future as a 400."""
+    try:
+        return resolve(log, after)
+    except CursorError as exc:
         raise HTTPError(400, str(exc)) from None
 
 
@@ -70,12 +96,13 @@ def parse_seconds(
     return value
 
 
-def app_with(*route_fns: Callable[[Any], list]) -> Callable[[Any], Application]:
+def app_with(*route_fns: Callable[[Any], list], state: Any = None) -> Callable[[Any], Application]:
     """An app factory serving several transports' routes from one server,
     e.g. ``app_with(polling.routes, streaming.routes)``: one port, one event
-    log, so every client sees the very same events."""
+    log, so every client sees the very same events. ``state``: what
+    ``server.state`` returns (e.g. the ``sse.SSEFeed`` its routes share)."""
 
     def factory(hub: Any) -> Application:
-        return Application([r for fn in route_fns for r in fn(hub)], hub=hub)
+        return Application([r for fn in route_fns for r in fn(hub)], hub=hub, state=state)
 
     return factory

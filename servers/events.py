@@ -132,7 +132,9 @@ class EventLog:
     caller missed events that have already fallen out of the buffer.
     """
 
-    def __init__(self, capacity: int = 1000, max_bytes: int | None = None) -> None:
+    def __init__(
+        self, capacity: int = 1000, max_bytes: int | None = None, start_at: int = 0
+    ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         if max_bytes is not None and max_bytes < 1:
@@ -141,7 +143,9 @@ class EventLog:
         self.max_bytes = max_bytes
         self._events: deque[Event] = deque()
         self._bytes = 0  # encoded size of what _events holds (kept when max_bytes is set)
-        self._last_seq = 0
+        # Events up to start_at were never this log's (fan-out: the global
+        # counter when this process joined): resuming from there is not "the future".
+        self._last_seq = start_at
         self._lock = threading.Lock()
 
     @property
@@ -160,16 +164,32 @@ class EventLog:
         with self._lock:
             self._last_seq += 1
             event = Event(self._last_seq, type, dict(payload or {}), time.monotonic_ns())
-            self._events.append(event)
-            if len(self._events) > self.capacity:
-                self._evict_oldest()
-            if self.max_bytes is not None:
-                # Encoded here, under the lock, once: every later to_json()
-                # (the room's frame, polling) reuses it.
-                self._bytes += len(event.to_json())
-                while self._bytes > self.max_bytes and self._events:
-                    self._evict_oldest()
+            self._keep(event)
             return event
+
+    def add(self, event: Event) -> bool:
+        """Keep an event numbered elsewhere (fan-out's Redis counter): False,
+        and not kept, unless its seq is past the last one (a copy already
+        seen). A jump in the numbers is kept as is: what lies between was
+        never this log's to hold."""
+        check_event_type(event.type)
+        with self._lock:
+            if event.seq <= self._last_seq:
+                return False
+            self._last_seq = event.seq
+            self._keep(event)
+            return True
+
+    def _keep(self, event: Event) -> None:
+        self._events.append(event)
+        if len(self._events) > self.capacity:
+            self._evict_oldest()
+        if self.max_bytes is not None:
+            # Encoded here, under the lock, once: every later to_json()
+            # (the room's frame, polling) reuses it.
+            self._bytes += len(event.to_json())
+            while self._bytes > self.max_bytes and self._events:
+                self._evict_oldest()
 
     def _evict_oldest(self) -> None:
         gone = self._events.popleft()

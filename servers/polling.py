@@ -8,9 +8,11 @@ Both read the same ``EventLog`` as every other transport:
   until an event after ``N`` exists or ``S`` seconds pass, so an answer
   almost always carries news.
 
-Both answer ``{"events": [...], "last_seq": L, "truncated": bool}``.
-``truncated`` is true when events after ``N`` were already dropped from the
-bounded log: the client missed some and should resync, and is told so.
+Both answer ``{"events": [...], "last_seq": L, "resync": null}``. The
+cursor follows ``servers.cursor``: one it never handed out is a ``400``;
+when events after ``N`` were already dropped from the bounded log,
+``resync`` holds the notice (``cursor.resync_notice``: which ones are gone)
+and the client should reload its state.
 
 Run standalone: ``python -m servers.polling --port 8000`` then
 ``curl 'http://127.0.0.1:8000/events?after=0'``.
@@ -19,10 +21,12 @@ Run standalone: ``python -m servers.polling --port 8000`` then
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from tornado.web import Application, HTTPError, RequestHandler
+from tornado.web import Application, RequestHandler
 
-from .common import JSONErrorsMixin, parse_cursor, parse_seconds
+from .common import JSONErrorsMixin, parse_cursor, parse_seconds, resolve_cursor
+from .events import Event
 from .hub import EventHub
 
 MAX_WAIT_S = 30.0
@@ -32,21 +36,13 @@ class _EventsHandler(JSONErrorsMixin, RequestHandler):
     def initialize(self, hub: EventHub) -> None:
         self.hub = hub
 
-    def cursor(self) -> int:
-        after = parse_cursor(self)
-        if after > self.hub.log.last_seq:
-            raise HTTPError(
-                400, f"after={after} is in the future (last is {self.hub.log.last_seq})"
-            )
-        return after
-
-    def answer(self, events: list, truncated: bool) -> None:
+    def answer(self, events: list[Event], notice: dict[str, Any] | None) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         body = {
             "events": [e.to_dict() for e in events],
             "last_seq": self.hub.log.last_seq,
-            "truncated": truncated,
+            "resync": notice,
         }
         self.finish(json.dumps(body, separators=(",", ":")))
 
@@ -55,19 +51,25 @@ class ShortPollHandler(_EventsHandler):
     """Short poll: whatever is new after ``after``, right now, maybe nothing."""
 
     def get(self) -> None:
-        self.answer(*self.hub.log.since(self.cursor()))
+        self.answer(*resolve_cursor(self.hub.log, parse_cursor(self)))
 
 
 class LongPollHandler(_EventsHandler):
     """Long poll: wait (up to ``timeout`` s) until there is something new."""
 
     async def get(self) -> None:
-        after = self.cursor()
+        after = parse_cursor(self)
         timeout = parse_seconds(self, "timeout", 20.0, 0, MAX_WAIT_S)
-        events, truncated = await self.hub.wait_since(after, timeout)
+        events, notice = resolve_cursor(self.hub.log, after)  # 400 if never sent
+        if not events and notice is None:
+            await self.hub.wait_since(after, timeout)  # returns early on news
+            events, notice = resolve_cursor(self.hub.log, after)
+        # request.connection.stream: no public API says whether the client is
+        # still there (HTTP1Connection keeps its IOStream as ``stream``;
+        # the Tornado-internals test in tests/test_fanout.py checks it).
         if self.request.connection.stream.closed() or not self.hub.running:
             return  # the client gave up, or the server is stopping: nobody to answer
-        self.answer(events, truncated)
+        self.answer(events, notice)
 
 
 def routes(hub: EventHub) -> list:

@@ -8,23 +8,18 @@ as it is published. Events after ``N`` that are still in the log are sent
 first, so a client that reconnects with the last ``seq`` it saw misses
 nothing.
 
-A client that cannot keep up is not allowed to grow the server's memory: its
-queue is bounded, and when it overflows the stream ends with a
-``{"type": "stream.resync", ...}`` line telling the client to catch up from
-its last ``seq``.
+Resume and gaps follow ``servers.cursor``: a cursor this server never
+handed out is a ``400``; when some events after it are already gone, a
+``{"type": "resync", ...}`` line (``cursor.resync_notice``) comes first. A
+client that cannot keep up is not allowed to grow the server's memory: its
+queue is bounded, and when it overflows the stream ends with a resync line
+(``missed`` null: it catches up from its last ``seq``).
 
-Two more routes serve notebook 03's buffering lesson:
-
-* ``GET /stream/ndjson-close?after=N&limit=K``: the same lines with neither
-  chunking nor a ``Content-Length`` (HTTP/1.0 style): the body ends when
-  the server closes the connection. Valid HTTP, but a client cannot tell a
-  pause from the end, and ``requests`` holds the whole body until close.
-* ``buffering_proxy_app(upstream)``: a tiny reverse proxy that behaves like
-  jupyter-server-proxy 4.6: it streams only when the request's ``Accept`` is
-  exactly ``text/event-stream`` and otherwise buffers the whole response.
-
-``?limit=K`` ends a stream after K events, so a buffered response finishes
-and the learner sees when it finally arrives.
+Beside this core, for notebook 03's buffering lesson,
+``streaming_buffering.py``: ``GET /stream/ndjson-close`` (the same lines,
+close-delimited, HTTP/1.0 style) and ``buffering_proxy_app(upstream)`` (a
+proxy that buffers like jupyter-server-proxy 4.6). ``?limit=K`` ends a
+stream after K events, so a buffered response finishes.
 
 Run standalone: ``python -m servers.streaming --port 8000`` then
 ``curl -N http://127.0.0.1:8000/stream/ndjson``.
@@ -34,13 +29,14 @@ from __future__ import annotations
 
 import json
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.iostream import IOStream, StreamClosedError
-from tornado.web import Application, HTTPError, RequestHandler
+from tornado.iostream import StreamClosedError
+from tornado.web import Application, RequestHandler
 
-from .common import JSONErrorsMixin, parse_cursor
+from .common import JSONErrorsMixin, parse_cursor, resolve_cursor
+from .cursor import resync_notice
 from .events import EncodedCache, Event
 from .hub import EventHub, Subscription
+from .streaming_buffering import CloseDelimitedHandler
 
 MAX_BATCH = 256  # events written per flush when a burst is queued
 
@@ -59,6 +55,17 @@ def _ndjson(event: Event) -> bytes:
     return (event.to_json() + "\n").encode()
 
 
+async def next_batch(sub: Subscription) -> list[Event | None]:
+    """The next event and whatever else is already queued (up to
+    ``MAX_BATCH``), ending with None once the subscription is closed. Under
+    load one flush writes them all: fewer syscalls, same order, no delay
+    when idle."""
+    batch = [await sub.get()]
+    while batch[-1] is not None and len(batch) < MAX_BATCH and not sub.queue.empty():
+        batch.append(sub.queue.get_nowait())
+    return batch
+
+
 class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
     """A chunked response that carries one JSON event per line, forever."""
 
@@ -68,62 +75,38 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
 
     async def get(self) -> None:
         after = parse_cursor(self)
-        if after > self.hub.log.last_seq:
-            raise HTTPError(
-                400, f"after={after} is in the future (last is {self.hub.log.last_seq})"
-            )
         limit = parse_cursor(self, "limit")  # 0: endless
-        sent = 0
         # Subscribe before reading the backlog, so nothing published in
         # between falls into a gap; duplicates are skipped by seq below.
-        self.subscription = self.hub.subscribe()
-        self.set_header("Content-Type", "application/x-ndjson")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")  # ask nginx-like proxies not to buffer
-        backlog, truncated = self.hub.log.since(after)
-        last = after
+        self.subscription = sub = self.hub.subscribe()
         try:
-            if truncated:
-                self.write_line(
-                    {"type": "stream.resync", "after": after, "reason": "log truncated"}
-                )
-            cache = encoded_cache(self)
-            for event in backlog:
-                self.write(cache.get(event, "ndjson", _ndjson))
-                last = event.seq
-                sent += 1
-                if limit and sent >= limit:
-                    break
-            await self.flush()  # sends the headers (and backlog) now
-            if limit and sent >= limit:
-                return
-            queue = self.subscription.queue
-            while (event := await self.subscription.get()) is not None:
-                # Under load, write what is already queued in one flush (one
-                # chunk): fewer syscalls, same order, no delay when idle.
-                batch = [event]
-                while len(batch) < MAX_BATCH and not queue.empty():
-                    batch.append(queue.get_nowait())
-                for item in batch:
-                    if item is None or item.seq <= last:
-                        continue
-                    self.write(cache.get(item, "ndjson", _ndjson))
-                    last = item.seq
-                    sent += 1
-                    if limit and sent >= limit:
+            replay, notice = resolve_cursor(self.hub.log, after)  # 400 if never sent
+            self.set_header("Content-Type", "application/x-ndjson")
+            self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Accel-Buffering", "no")  # ask nginx-like proxies not to buffer
+            if notice is not None:
+                self.write_line(notice)
+            cache, last, sent = encoded_cache(self), after, 0
+            batch: list[Event | None] = list(replay)
+            while True:
+                for event in batch:
+                    if event is None or (limit and sent >= limit):
                         break
-                await self.flush()
-                if (limit and sent >= limit) or batch[-1] is None:
+                    if event.seq > last:
+                        self.write(cache.get(event, "ndjson", _ndjson))
+                        last, sent = event.seq, sent + 1
+                await self.flush()  # one chunk on the wire (the first also sends the headers)
+                if (limit and sent >= limit) or None in batch:
                     break
-            if self.subscription.overflowed:
-                self.write_line(
-                    {"type": "stream.resync", "after": last, "reason": "client too slow"}
-                )
+                batch = await next_batch(sub)
+            if sub.overflowed:
+                reason = f"client too slow: more than {sub.maxsize} events queued"
+                self.write_line(resync_notice(last, self.hub.log.last_seq, reason))
                 await self.flush()
         except StreamClosedError:
             pass  # the client went away mid-write; on_connection_close cleans up
         finally:
-            self.subscription.close()
+            sub.close()
 
     def write_line(self, obj: dict) -> None:
         self.write(json.dumps(obj, separators=(",", ":")) + "\n")
@@ -134,154 +117,10 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
             self.subscription.close()
 
 
-class CloseDelimitedHandler(JSONErrorsMixin, RequestHandler):
-    """NDJSON lines in a response with neither chunking nor Content-Length.
-
-    HTTP/1.0 style: the end of the body is the end of the connection. Tornado
-    would chunk an HTTP/1.1 response, so this handler takes the socket over
-    (``detach()``) and writes the status line and headers itself.
-    """
-
-    def initialize(self, hub: EventHub) -> None:
-        self.hub = hub
-
-    async def get(self) -> None:
-        after = parse_cursor(self)
-        if after > self.hub.log.last_seq:
-            raise HTTPError(
-                400, f"after={after} is in the future (last is {self.hub.log.last_seq})"
-            )
-        limit = parse_cursor(self, "limit")
-        subscription = self.hub.subscribe()
-        backlog, _ = self.hub.log.since(after)
-        stream: IOStream = self.detach()
-        stream.set_close_callback(subscription.close)
-        head = (
-            "HTTP/1.1 200 OK\r\n"
-            "Content-Type: application/x-ndjson\r\n"
-            "Cache-Control: no-cache\r\n"
-            "Connection: close\r\n\r\n"  # no length, no chunking: close ends the body
-        )
-        last, sent = after, 0
-        try:
-            await stream.write(head.encode())
-            pending = list(backlog)
-            while not (limit and sent >= limit):
-                event = pending.pop(0) if pending else await subscription.get()
-                if event is None:
-                    break
-                if event.seq <= last:
-                    continue
-                await stream.write((event.to_json() + "\n").encode())
-                last, sent = event.seq, sent + 1
-        except StreamClosedError:
-            pass
-        finally:
-            subscription.close()
-            stream.close()
-
-
-class BufferingProxyHandler(JSONErrorsMixin, RequestHandler):
-    """A reverse proxy with jupyter-server-proxy 4.6's rule: stream the
-    response only when ``Accept`` is exactly ``text/event-stream``; otherwise
-    wait for the whole upstream body and send it in one piece."""
-
-    SKIP = {"content-length", "transfer-encoding", "connection", "date", "server"}
-
-    def initialize(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-
-    async def get(self, path: str) -> None:
-        url = f"{self.upstream}/{path}"
-        if self.request.query:
-            url += "?" + self.request.query
-        accept = self.request.headers.get("Accept")
-        headers = {"Accept": accept} if accept else {}
-        client = AsyncHTTPClient()
-        if accept == "text/event-stream":
-            await self.progressive(client, url, headers)
-        else:
-            await self.buffered(client, url, headers)
-
-    def copy_headers(self, status: int, headers) -> None:
-        self.set_status(status)
-        for name, value in headers.get_all():
-            if name.lower() not in self.SKIP:
-                self.set_header(name, value)
-        self.set_header("X-Proxy-Mode", self.mode)
-
-    async def buffered(self, client: AsyncHTTPClient, url: str, headers: dict) -> None:
-        self.mode = "buffered"
-        try:
-            response = await client.fetch(HTTPRequest(url, headers=headers, request_timeout=600))
-        except HTTPClientError as exc:
-            if exc.response is None:
-                raise HTTPError(502, f"upstream failed: {exc}") from None
-            response = exc.response
-        except OSError as exc:  # refused, reset, unreachable
-            raise HTTPError(502, f"upstream unreachable: {exc}") from None
-        self.copy_headers(response.code, response.headers)
-        self.finish(response.body or b"")
-
-    async def progressive(self, client: AsyncHTTPClient, url: str, headers: dict) -> None:
-        self.mode = "progressive"
-        from tornado.httputil import HTTPHeaders, parse_response_start_line
-
-        upstream_headers = HTTPHeaders()
-        state = {"status": 200, "started": False}
-
-        def on_header(line: str) -> None:
-            if line.startswith("HTTP/"):
-                state["status"] = parse_response_start_line(line.strip()).code
-            elif line.strip():
-                upstream_headers.parse_line(line)
-
-        def on_chunk(chunk: bytes) -> None:
-            if self.request.connection.stream.closed():
-                return
-            if not state["started"]:
-                state["started"] = True
-                self.copy_headers(state["status"], upstream_headers)
-            self.write(chunk)
-            self.flush().add_done_callback(lambda f: f.exception())
-
-        try:
-            await client.fetch(
-                HTTPRequest(
-                    url,
-                    headers=headers,
-                    request_timeout=600,
-                    header_callback=on_header,
-                    streaming_callback=on_chunk,
-                )
-            )
-        except HTTPClientError as exc:
-            if exc.response is None and not state["started"]:
-                raise HTTPError(502, f"upstream failed: {exc}") from None
-        except StreamClosedError:
-            pass  # our client went away
-        except OSError as exc:
-            if not state["started"]:
-                raise HTTPError(502, f"upstream unreachable: {exc}") from None
-        if not state["started"]:
-            self.copy_headers(state["status"], upstream_headers)
-        if not self.request.connection.stream.closed():
-            self.finish()
-
-
-def buffering_proxy_app(upstream: str):
-    """An app factory for ``runtime.start``: a proxy in front of ``upstream``."""
-
-    def factory(hub: EventHub) -> Application:
-        return Application([(r"/(.*)", BufferingProxyHandler, {"upstream": upstream})], hub=hub)
-
-    return factory
-
-
 def routes(hub: EventHub) -> list:
     return [
         (r"/stream/ndjson", NDJSONStreamHandler, {"hub": hub}),
-        (r"/stream/ndjson-close", CloseDelimitedHandler, {"hub": hub}),
+        (r"/stream/ndjson-close", CloseDelimitedHandler, {"hub": hub}),  # streaming_buffering.py
     ]
 
 

@@ -167,8 +167,8 @@ def number_cases() -> list:
         lambda v: Http("fanout", "GET", "/sse", headers={"Last-Event-ID": header(v)}),
         blanks=("blank",),
     )
-    each("fanout-sse-last_seq", lambda v: Http("fanout", "GET", f"/sse?last_seq={q(v)}"))
-    each("fanout-ws-last_seq", lambda v: WsOpen("fanout", f"/ws?last_seq={q(v)}"), ())
+    each("fanout-sse-after", lambda v: Http("fanout", "GET", f"/sse?after={q(v)}"))
+    each("fanout-ws-after", lambda v: WsOpen("fanout", f"/ws?after={q(v)}"), ())
     each("room-ws-after", lambda v: WsOpen("room", f"/ws/room?token=demo&after={q(v)}"), ())
     each(
         "room-msg-resume-after-string",

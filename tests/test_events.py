@@ -154,3 +154,18 @@ def test_wait_for_returns_false_when_an_event_never_comes():
     assert rec.wait_for(2, timeout=0.1) is False  # 1 is missing
     rec.record(Event(1, "t", {}, 0))
     assert rec.wait_for(2, timeout=0.1) is True
+
+
+def test_log_keeps_events_numbered_elsewhere_in_order_once():
+    # fan-out: the Redis counter numbers events, each process's EventLog keeps them
+    log = EventLog(capacity=3, start_at=10)
+    assert log.since(10) == ([], False)  # where this process joined: not the future
+    assert log.add(Event(11, "t")) and log.add(Event(13, "t"))  # a jump is kept as is
+    assert not log.add(Event(12, "t")) and not log.add(Event(13, "t"))  # late copies
+    assert [e.seq for e in log.since(10)[0]] == [11, 13] and log.last_seq == 13
+    for seq in (14, 15):
+        log.add(Event(seq, "t"))
+    assert [e.seq for e in log.since(12)[0]] == [13, 14, 15] and not log.since(12)[1]
+    assert log.since(10)[1]  # 11 fell out: a resume from before it is told so
+    with pytest.raises(ValueError):
+        log.add(Event(16, "bad type"))

@@ -19,7 +19,7 @@ import requests
 
 from lab.scale import redis_server
 from lab.waiting import wait_until
-from servers import fanout
+from servers import fanout, sse_format
 from servers.events import Event
 from servers.runtime import ServerThread
 
@@ -32,7 +32,7 @@ needs_redis = pytest.mark.skipif(
 @pytest.fixture
 def server():
     with ServerThread(fanout.make_app, name="fanout-input") as s:
-        s.call(lambda: fanout.broadcaster_of(s).started, timeout=5)
+        s.call(lambda: s.state.started, timeout=5)
         yield s
 
 
@@ -53,7 +53,7 @@ class SSEReader(threading.Thread):
 
 
 def stop(server, reader: SSEReader) -> None:
-    server.call(fanout.broadcaster_of(server).drain)  # ends the stream: the thread returns
+    server.call(server.state.drain)  # ends the stream: the thread returns
     reader.join(5)
     reader.response.close()
 
@@ -61,11 +61,13 @@ def stop(server, reader: SSEReader) -> None:
 # -- item 4: event types ------------------------------------------------------------
 def test_the_sse_encoder_refuses_cr_and_lf_in_any_field():
     with pytest.raises(ValueError, match="CR or LF"):
-        fanout.sse_text(Event(1, FORGED, {}))
-    for name, value in (("event", "a\rb"), ("data", "line\nline"), ("id", "1\n2")):
+        sse_format.event_text(Event(1, FORGED, {}))
+    for name, value in (("event", "a\rb"), ("id", "1\n2")):
         with pytest.raises(ValueError, match="CR or LF"):
-            fanout.sse_field(name, value)
-    assert fanout.sse_text(Event(7, "price.tick", {"v": 1})) == (
+            sse_format.format_event("x", **{name: value})
+    # data may hold line breaks: each line is its own data: field, nothing forged
+    assert sse_format.format_event("line\nid: 9") == "data: line\ndata: id: 9\n\n"
+    assert sse_format.event_text(Event(7, "price.tick", {"v": 1})) == (
         'id: 7\nevent: price.tick\ndata: {"seq":7,"type":"price.tick","payload":{"v":1},'
         '"sent_ns":0}\n\n'
     )
@@ -107,7 +109,7 @@ def test_bad_messages_from_redis_are_dropped_and_the_subscriber_keeps_going(capl
     with redis_server.RedisServer() as rs:
         factory = fanout.factory(rs.url)
         with ServerThread(factory, name="fanout-redis-input") as server:
-            server.call(lambda: fanout.broadcaster_of(server).started, timeout=10)
+            server.call(lambda: server.state.started, timeout=10)
             reader = SSEReader(server.url)
             reader.start()
             assert wait_until(lambda: fanout.stats(server)["sse"] == 1, timeout=5)
@@ -170,18 +172,18 @@ def ws_status(port: int, query: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("value", BAD_NUMBERS)
-def test_a_bad_last_seq_is_a_400_with_the_reason(server, value):
-    status, body = ws_status(server.port, "?last_seq=" + quote(value, safe=""))
-    assert status == 400 and "last_seq" in json.loads(body)["error"], body
+def test_a_bad_after_is_a_400_with_the_reason(server, value):
+    status, body = ws_status(server.port, "?after=" + quote(value, safe=""))
+    assert status == 400 and "after" in json.loads(body)["error"], body
     if value == "+5":  # unencoded, "+" in a query string is a space
-        status, body = ws_status(server.port, "?last_seq=+5")
+        status, body = ws_status(server.port, "?after=+5")
         assert status == 400, body
-    r = requests.get(f"{server.url}/sse", params={"last_seq": value}, timeout=5)
-    assert r.status_code == 400 and "last_seq" in r.json()["error"]
+    r = requests.get(f"{server.url}/sse", params={"after": value}, timeout=5)
+    assert r.status_code == 400 and "after" in r.json()["error"]
     assert fanout.stats(server)["ws"] == 0 and fanout.stats(server)["sse"] == 0
 
 
-@pytest.mark.parametrize("value", BAD_NUMBERS)
+@pytest.mark.parametrize("value", [v for v in BAD_NUMBERS if v])
 def test_a_bad_last_event_id_is_a_400_with_the_reason(server, value):
     # As bytes: requests would refuse to send "٣" in a header (not Latin-1).
     r = requests.get(f"{server.url}/sse", headers={"Last-Event-ID": value.encode()}, timeout=5)
@@ -189,20 +191,22 @@ def test_a_bad_last_event_id_is_a_400_with_the_reason(server, value):
     assert "Traceback" not in r.text
 
 
-def test_a_number_from_the_future_gets_a_resync_notice_not_an_error(server):
+def test_a_blank_last_event_id_is_a_fresh_client_as_the_sse_spec_says(server):
+    # servers.sse and fan-out alike: an empty id is the spec's "no id yet".
+    r = requests.get(f"{server.url}/sse", headers={"Last-Event-ID": ""}, stream=True, timeout=5)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/event-stream"
+    r.close()
+
+
+def test_a_number_from_the_future_is_a_400_with_the_reason(server):
+    # servers.cursor's one rule: a cursor this server never handed out.
     server.publish("e", {})
     assert wait_until(lambda: fanout.stats(server)["last_seq"] == 1, timeout=5)
     future = "9" * 18  # the most digits a cursor may have
-    status, _ = ws_status(server.port, f"?last_seq={future}")
-    assert status == 101
-    r = requests.get(f"{server.url}/sse", headers={"Last-Event-ID": future}, stream=True, timeout=5)
-    assert r.status_code == 200
-    data = b""
-    for chunk in r.iter_content(None):
-        data += chunk
-        if b"event: _resync\n" in data and data.endswith(b"\n\n"):
-            break
-    r.close()
-    assert b"event: _resync\n" in data and b"future" in data and b'"last_seq": 1' in data
+    status, body = ws_status(server.port, f"?after={future}")
+    assert status == 400 and "future" in json.loads(body)["error"], body
+    r = requests.get(f"{server.url}/sse", headers={"Last-Event-ID": future}, timeout=5)
+    assert r.status_code == 400 and "future" in r.json()["error"] and "last is 1" in r.text
+    assert fanout.stats(server)["ws"] == 0 and fanout.stats(server)["sse"] == 0
     # A good request still works afterwards.
     assert requests.get(f"{server.url}/health", timeout=5).status_code == 200

@@ -21,7 +21,9 @@ import pytest
 import requests
 
 from lab.waiting import wait_until
-from servers import fanout
+from servers import fanout, sse_slow
+from servers.close_codes import CloseCode
+from servers.cursor import RESYNC
 from servers.runtime import ServerThread
 
 MiB = 1024 * 1024
@@ -34,7 +36,7 @@ PAYLOAD = {"pad": "x" * 2000}  # ~2 KB on the wire; one dict shared by every eve
 @pytest.fixture
 def server():
     with ServerThread(fanout.make_app, name="fanout-slow") as s:
-        s.call(lambda: fanout.broadcaster_of(s).started, timeout=5)
+        s.call(lambda: s.state.started, timeout=5)
         yield s
 
 
@@ -145,7 +147,7 @@ def end_readers(server, *readers: threading.Thread) -> None:
     """Drain the server: it closes every WebSocket and ends every stream, so
     the reader threads return (closing a response another thread is reading
     would wait for that read's timeout)."""
-    server.call(fanout.broadcaster_of(server).drain)
+    server.call(server.state.drain)
     for reader in readers:
         reader.join(5)
         assert not reader.is_alive()
@@ -249,11 +251,12 @@ def test_slow_ws_client_is_told_closed_with_1013_and_resumes_without_loss(server
     seqs, notices, code = late.seqs, late.other, late.close_code
     sock.close()
     assert seqs == list(range(1, len(seqs) + 1)) and 0 < len(seqs) < last
-    assert [n["type"] for n in notices] == ["_slow_consumer"]
-    assert "last_seq" in notices[0]["reason"] and code == 1013
+    assert [n["type"] for n in notices] == [RESYNC] and notices[0]["missed"] is None
+    assert notices[0]["after"] == seqs[-1] and "?after=" in notices[0]["reason"]
+    assert code == CloseCode.TRY_AGAIN_LATER
 
     # Reconnect with the last seq it got: the log fills the gap, nothing twice.
-    resumed = FastWSReader(ws_handshake(server.port, f"?last_seq={seqs[-1]}"))
+    resumed = FastWSReader(ws_handshake(server.port, f"?after={seqs[-1]}"))
     resumed.start()
     assert wait_until(lambda: fanout.stats(server)["ws"] == 1, timeout=5)
     live = server.publish("after", {}).seq
@@ -272,7 +275,9 @@ def test_slow_sse_client_is_told_its_stream_ends_and_it_resumes_without_loss(ser
     seqs, data = read_sse_until_end(sock)
     sock.close()
     assert seqs == list(range(1, len(seqs) + 1)) and 0 < len(seqs) < last
-    assert b"event: _slow_consumer\n" in data and b"Last-Event-ID" in data
+    assert b"event: resync\n" in data and b"Last-Event-ID" in data
+    notice = json.loads(data.split(b"event: resync\ndata: ")[1].split(b"\n")[0])
+    assert notice["after"] == seqs[-1] and notice["missed"] is None
 
     resumed = FastSSEReader(server.url, last_event_id=seqs[-1])
     resumed.start()
@@ -284,7 +289,7 @@ def test_slow_sse_client_is_told_its_stream_ends_and_it_resumes_without_loss(ser
 
 
 def test_a_client_that_never_reads_is_disconnected_after_the_grace(server, monkeypatch):
-    monkeypatch.setattr(fanout, "SLOW_READER_GRACE_S", 0.3)
+    monkeypatch.setattr(sse_slow, "SLOW_READER_GRACE_S", 0.3)
     fanout.set_max_pending_bytes(server, 64 * 1024)
     stuck = [ws_handshake(server.port, tiny_buffer=True), sse_request(server.port)]
     assert wait_until(lambda: fanout.stats(server)["sse"] == 1, timeout=5)

@@ -12,6 +12,7 @@ import requests
 
 from servers import ServerThread
 from servers.common import app_with
+from servers.cursor import resync_notice
 from servers.polling import routes as polling_routes
 from servers.streaming import routes as streaming_routes
 
@@ -56,7 +57,7 @@ def test_long_poll_waits_for_the_next_event(server):
 
 def test_long_poll_times_out_empty(server):
     body = requests.get(f"{server.url}/events/wait?after=0&timeout=0.1", timeout=5).json()
-    assert body == {"events": [], "last_seq": 0, "truncated": False}
+    assert body == {"events": [], "last_seq": 0, "resync": None}
 
 
 def test_stream_is_chunked_ndjson_and_replays_after_a_cursor(server):
@@ -88,11 +89,11 @@ def test_truncated_log_is_announced_not_skipped():
         resp = requests.get(f"{server.url}/stream/ndjson?after=1", stream=True, timeout=5)
         lines = resp.iter_lines()
         first = json.loads(next(lines))
-        assert first["type"] == "stream.resync"
+        assert first == resync_notice(1, 5, first["reason"], missed=(2, 3))
         assert [json.loads(next(lines))["seq"] for _ in range(2)] == [4, 5]
         resp.close()
         body = requests.get(f"{server.url}/events?after=1", timeout=5).json()
-        assert body["truncated"] is True
+        assert body["resync"] == first and [e["seq"] for e in body["events"]] == [4, 5]
     assert EventHub  # imported for the type above
 
 
@@ -112,7 +113,7 @@ def test_slow_stream_reader_is_cut_off_with_a_resync_notice():
             assert server.call(lambda: server.hub.subscriber_count) == 0
             sock.settimeout(5)
             data = b""
-            while b"stream.resync" not in data:
+            while b'"type":"resync"' not in data:
                 chunk = sock.recv(1 << 20)
                 if not chunk:
                     break

@@ -146,7 +146,7 @@ def test_sigterm_drains_with_1001_and_a_late_joiner_resumes(redis, no_leftovers)
 def test_in_process_server_with_redis_backplane_closes_its_connections(redis):
     server = ServerThread(fanout.factory(redis.url), name="fanout-redis").start()
     try:
-        server.call(lambda: fanout.broadcaster_of(server).started, timeout=10)
+        server.call(lambda: server.state.started, timeout=10)
         with LoadGenerator(server.url, "ws", processes=1, lifetime=60) as gen:
             assert gen.connect(3, progress=False) == 3
             server.publish("hello", {})  # hub -> Redis -> back -> clients

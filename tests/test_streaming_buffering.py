@@ -11,11 +11,12 @@ import requests
 from lab.lessons import http_streaming as lesson
 from lab.scale.jupyter_proxy import JupyterServerProxy
 from lab.wire.http import WireView, raw_request, split_http
-from servers import runtime, sse, streaming
-from servers.common import app_with
+from servers import runtime, sse, streaming, streaming_buffering
 from servers.runtime import ServerThread
 
-APP = app_with(streaming.routes, sse.routes)
+APP = sse.app_with(streaming.routes)  # server.state: the SSEFeed
+
+
 N, GAP = 4, 0.2
 
 
@@ -78,7 +79,9 @@ def test_chunked_arrives_live_and_close_delimited_is_held_until_close(server):
 
 
 def test_tiny_proxy_buffers_unless_accept_is_exactly_event_stream(server):
-    proxy = runtime.start("test-buffering-proxy", streaming.buffering_proxy_app(server.url))
+    proxy = runtime.start(
+        "test-buffering-proxy", streaming_buffering.buffering_proxy_app(server.url)
+    )
     try:
         buffered, live = lesson.proxy_runs(
             server, lambda p: f"{proxy.url}/{p}", n=N, gap_s=GAP, label="tiny"
@@ -105,7 +108,9 @@ def test_tiny_proxy_buffers_unless_accept_is_exactly_event_stream(server):
 def test_tiny_proxy_reports_a_dead_upstream_as_502():
     with ServerThread(APP, name="gone") as upstream:
         url = upstream.url
-    with ServerThread(streaming.buffering_proxy_app(url), name="proxy-to-nothing") as proxy:
+    with ServerThread(
+        streaming_buffering.buffering_proxy_app(url), name="proxy-to-nothing"
+    ) as proxy:
         for accept in ("*/*", "text/event-stream"):
             resp = requests.get(f"{proxy.url}/stream/sse", headers={"Accept": accept}, timeout=10)
             assert resp.status_code == 502 and "upstream" in resp.json()["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import socket
 import time
@@ -11,11 +12,10 @@ import psutil
 import pytest
 
 from lab.waiting import wait_until
-from servers import sse, streaming
-from servers.common import app_with
+from servers import sse, sse_slow, streaming
 from servers.runtime import ServerThread
 
-APP = app_with(streaming.routes, sse.routes)
+APP = sse.app_with(streaming.routes)  # server.state: the SSEFeed
 
 
 def open_streams(port: int, path: str, n: int) -> list[socket.socket]:
@@ -38,7 +38,7 @@ def server_state(server: ServerThread) -> dict:
     def snapshot():
         return {
             "subscribers": server.hub.subscriber_count,
-            "sse handlers": len(sse.feed_of(server.hub).handlers),
+            "sse handlers": len(server.state.handlers),
             "tasks": len(asyncio.all_tasks()),
         }
 
@@ -75,20 +75,27 @@ def test_a_thousand_clients_connect_and_drop_and_nothing_is_left(path):
         assert grown < 8 * 1024 * 1024, f"RSS grew by {grown / 1e6:.1f} MB"
 
 
+@contextlib.contextmanager
+def overflowed_sse_reader(server, queue_size: int):
+    """A raw SSE reader that never reads (a tiny receive buffer fills at
+    once), and enough events to overflow its queue: yields its socket once
+    the server has counted the overflow."""
+    server.state.queue_size = queue_size
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /stream/sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_until(lambda: server_state(server)["subscribers"] == 1, timeout=5)
+        payload = {"pad": "x" * 2000}
+        for _ in range(3000):
+            server.publish("big", payload)
+        assert wait_until(lambda: server.state.overflows == 1, timeout=10)
+        yield sock
+
+
 def test_slow_sse_reader_is_cut_off_and_its_memory_released():
     with ServerThread(APP, name="slow") as server:
-        feed = sse.feed_of(server.hub)
-        feed.queue_size = 20
-        with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            # A reader that never reads: a tiny receive buffer fills at once.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.sendall(b"GET /stream/sse HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert wait_until(lambda: server_state(server)["subscribers"] == 1, timeout=5)
-            payload = {"pad": "x" * 2000}
-            for _ in range(3000):
-                server.publish("big", payload)
+        with overflowed_sse_reader(server, queue_size=20) as sock:
             # The server dropped the subscriber instead of queueing forever.
-            assert wait_until(lambda: feed.overflows == 1, timeout=10)
             assert server_state(server)["subscribers"] == 0
             sock.settimeout(10)
             data = b""
@@ -98,22 +105,14 @@ def test_slow_sse_reader_is_cut_off_and_its_memory_released():
                 if not chunk:
                     break
                 data += chunk
-            assert b"event: stream.resync" in data and b"client too slow" in data
+            assert b"event: resync" in data and b"client too slow" in data
         assert wait_until(lambda: server_state(server)["sse handlers"] == 0, timeout=10)
 
 
 def test_slow_reader_that_never_drains_is_disconnected(monkeypatch):
-    monkeypatch.setattr(sse, "SLOW_READER_GRACE_S", 0.3)
+    monkeypatch.setattr(sse_slow, "SLOW_READER_GRACE_S", 0.3)
     with ServerThread(APP, name="stuck") as server:
-        feed = sse.feed_of(server.hub)
-        feed.queue_size = 10
-        with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.sendall(b"GET /stream/sse HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert wait_until(lambda: server_state(server)["subscribers"] == 1, timeout=5)
-            for _ in range(3000):
-                server.publish("big", {"pad": "x" * 2000})
-            assert wait_until(lambda: feed.overflows == 1, timeout=10)
+        with overflowed_sse_reader(server, queue_size=10):
             # never reads: after the grace period the server closes the connection
             assert wait_until(lambda: server.open_connections == 0, timeout=10)
             assert server_state(server)["sse handlers"] == 0

@@ -12,16 +12,16 @@ from lab.clients.sse import RawTap, ReconnectingSSEClient, TruncatedStream, plan
 from lab.recorder import ArrivalRecorder
 from lab.waiting import wait_until
 from servers import sse, streaming
-from servers.common import app_with
+from servers.cursor import RESYNC
 from servers.runtime import ServerThread
 
-APP = app_with(streaming.routes, sse.routes)
+APP = sse.app_with(streaming.routes)  # server.state: the SSEFeed
 
 
 @pytest.fixture
 def server():
     with ServerThread(APP, name="sse-client-test") as srv:
-        sse.feed_of(srv.hub).retry_ms = 50  # reconnect quickly in tests
+        srv.state.retry_ms = 50  # reconnect quickly in tests
         yield srv
 
 
@@ -75,7 +75,7 @@ def test_ndjson_and_sse_clients_see_the_same_events_without_loss(server, client)
 
 
 def test_client_honours_retry_from_the_server(server, client):
-    sse.feed_of(server.hub).retry_ms = 123
+    server.state.retry_ms = 123
     c = client(retry_ms=5000)
     assert c.wait_connected()
     assert wait_until(lambda: c.retry_ms == 123, timeout=5)
@@ -84,11 +84,11 @@ def test_client_honours_retry_from_the_server(server, client):
 def test_client_obeys_204_and_stops_reconnecting(server, client):
     c = client()
     assert c.wait_connected()
-    server.call(sse.close_feed, server.hub)
+    server.call(sse.close_feed, server.state)
     assert wait_until(lambda: not c.running, timeout=5)
     assert "204" in c.stopped_by_server
     made = c.requests_made
-    sse.feed_of(server.hub).closed = False
+    server.state.closed = False
     server.publish("tick", {})
     assert not wait_until(lambda: c.requests_made > made, timeout=0.5)
 
@@ -106,7 +106,7 @@ def test_client_starting_with_a_garbage_id_is_told_400_and_stops(server, client)
 
 
 def test_watchdog_reconnects_when_no_heartbeat_arrives(server, client):
-    sse.feed_of(server.hub).heartbeat_s = 0  # a silent server (or a dead link)
+    server.state.heartbeat_s = 0  # a silent server (or a dead link)
     c = client(watchdog_s=0.3)
     assert wait_until(lambda: c.watchdog_reconnects >= 1, timeout=10)
     assert wait_until(lambda: c.connections >= 2, timeout=10)
@@ -116,7 +116,7 @@ def test_watchdog_reconnects_when_no_heartbeat_arrives(server, client):
 
 
 def test_heartbeats_keep_the_watchdog_quiet(server, client):
-    sse.feed_of(server.hub).heartbeat_s = 0.05
+    server.state.heartbeat_s = 0.05
     c = client(watchdog_s=2.0)
     assert c.wait_connected()
     assert wait_until(lambda: c.live_heartbeats >= 5, timeout=10)
@@ -133,7 +133,7 @@ def test_client_away_too_long_gets_a_resync_notice_and_continues(server, client)
     c.start()
     assert wait_until(lambda: c.notices, timeout=10)
     notice = c.notices[0]
-    assert "older than the replay buffer" in notice["reason"] and seen == [notice]
+    assert notice["type"] == RESYNC and notice["missed"] == [1, 10] and seen == [notice]
     assert wait_until(lambda: c.recorder.highest_seq == server.hub.log.last_seq, timeout=10)
     assert c.recorder.missing() == list(range(1, 11))  # the gap is real, and was announced
     assert c.recorder.duplicates == 0

@@ -14,11 +14,12 @@ import requests
 from sse_spec_parser import parse
 
 from lab.wire.http import WireView, raw_request
-from servers import events, polling, sse, streaming
-from servers.common import app_with
+from servers import events, polling, sse, sse_format, streaming
 from servers.runtime import ServerThread
 
-APP = app_with(polling.routes, streaming.routes, sse.routes)
+APP = sse.app_with(polling.routes, streaming.routes)  # server.state: the SSEFeed
+
+
 PASSWORD = "correct horse"
 
 
@@ -75,15 +76,15 @@ def test_every_bad_number_is_a_400_with_a_reason_and_the_server_still_answers(se
 
 # -- item 4: nothing the SSE server writes can be split into a forged field -------
 def test_a_comment_holding_a_bare_cr_cannot_start_a_field():
-    text = sse.format_comment("note\rid: 999\rdata: forged\r")
-    parsed = parse((text + sse.format_event("real", id=1)).encode())
+    text = sse_format.format_comment("note\rid: 999\rdata: forged\r")
+    parsed = parse((text + sse_format.format_event("real", id=1)).encode())
     assert [(e.data, e.last_event_id) for e in parsed.events] == [("real", "1")]
 
 
 @pytest.mark.parametrize("retry", ["1000", True, -5, 1.5])
 def test_retry_must_be_a_whole_number_of_ms(retry):
     with pytest.raises(ValueError, match="retry"):
-        sse.format_event("x", retry=retry)
+        sse_format.format_event("x", retry=retry)
 
 
 def test_an_event_that_cannot_be_sent_as_sse_is_skipped_and_streams_go_on(server, monkeypatch):
@@ -109,7 +110,7 @@ def test_an_event_that_cannot_be_sent_as_sse_is_skipped_and_streams_go_on(server
     view = WireView(raw_request(server.url, "/stream/sse?lastEventId=5", duration=0.3))
     assert view.head.startswith("HTTP/1.1 200")
     assert [e.last_event_id for e in parse(view.body).events] == ["7"]
-    assert sse.feed_of(server.hub).unencodable >= 2
+    assert server.state.unencodable >= 2
 
 
 # -- item 13 and item 5: the token endpoint -------------------------------------
@@ -123,7 +124,7 @@ def test_no_password_set_means_no_tokens(server):
 
 
 def test_a_token_needs_the_demo_password_in_the_body(server):
-    sse.feed_of(server.hub).password = PASSWORD
+    server.state.password = PASSWORD
     assert token(server, user="ada").status_code == 401
     wrong = token(server, user="ada", password="guess")
     assert wrong.status_code == 401 and "wrong password" in wrong.json()["error"]
@@ -140,14 +141,14 @@ def test_a_token_needs_the_demo_password_in_the_body(server):
 
 @pytest.mark.parametrize("user", ["a b", "a.b", "ada\r\nX: y", "", "é", "x" * 65, "a;b"])
 def test_bad_user_names_get_a_400(server, user):
-    sse.feed_of(server.hub).password = PASSWORD
+    server.state.password = PASSWORD
     resp = token(server, user=user, password=PASSWORD)
     assert resp.status_code == 400 and "user" in resp.json()["error"], resp.text
     assert token(server, user="ada", password=PASSWORD).status_code == 200
 
 
 def test_user_in_the_url_is_checked_too(server):
-    sse.feed_of(server.hub).password = PASSWORD
+    server.state.password = PASSWORD
     resp = requests.post(
         f"{server.url}/stream/token?user=a%20b", data={"password": PASSWORD}, timeout=5
     )

@@ -14,11 +14,11 @@ import sseclient
 from sse_spec_parser import SpecParser, parse
 
 from lab.wire.http import WireView, raw_request
-from servers import sse, streaming
-from servers.common import app_with
+from servers import sse, sse_auth, sse_format, streaming
+from servers.cursor import RESYNC, resync_notice
 from servers.runtime import ServerThread
 
-APP = app_with(streaming.routes, sse.routes)
+APP = sse.app_with(streaming.routes)  # server.state: the SSEFeed
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_server_bytes_parse_the_same_with_the_spec_parser_and_sseclient(server):
     _, body = sse_body(server, "/stream/sse?pretty=1", {"Last-Event-ID": "0"})
 
     spec = parse(body)
-    assert spec.reconnection_time == sse.feed_of(server.hub).retry_ms
+    assert spec.reconnection_time == server.state.retry_ms
     assert [e.type for e in spec.events] == ["price.tick", "post.created", "price.tick"]
     assert [e.last_event_id for e in spec.events] == ["1", "2", "3"]
     # pretty=1 sends each event's JSON over several data: lines
@@ -107,15 +107,15 @@ def test_server_bytes_parse_the_same_with_the_spec_parser_and_sseclient(server):
 
 
 def test_format_event_splits_multiline_data_and_rejects_newlines_in_fields():
-    text = sse.format_event("a\nb\r\nc\rd", event="t", id=5, retry=2000)
+    text = sse_format.format_event("a\nb\r\nc\rd", event="t", id=5, retry=2000)
     assert text == "id: 5\nevent: t\nretry: 2000\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
     (event,) = parse(text.encode()).events
     assert event.data == "a\nb\nc\nd"
     with pytest.raises(ValueError):
-        sse.format_event("x", id="1\n2")
+        sse_format.format_event("x", id="1\n2")
     with pytest.raises(ValueError):
-        sse.format_event("x", event="a\rb")
-    assert sse.format_comment("heartbeat") == ": heartbeat\n\n"
+        sse_format.format_event("x", event="a\rb")
+    assert sse_format.format_comment("heartbeat") == ": heartbeat\n\n"
 
 
 def test_heartbeat_comments_at_the_interval_asked_for(server):
@@ -126,7 +126,7 @@ def test_heartbeat_comments_at_the_interval_asked_for(server):
 
 
 def test_heartbeat_interval_follows_the_feed_setting(server):
-    feed = sse.feed_of(server.hub)
+    feed = server.state
     feed.heartbeat_s = 0  # off
     _, body = sse_body(server, duration=0.4)
     assert b"heartbeat" not in body
@@ -161,13 +161,12 @@ def test_last_event_id_that_is_not_a_number_gets_400_with_the_reason(server, bad
     assert requests.get(f"{server.url}/stream/sse?limit=0", timeout=5, stream=True).ok
 
 
-def test_last_event_id_from_the_future_gets_a_resync_event(server):
+def test_last_event_id_from_the_future_gets_400_with_the_reason(server):
+    # servers.cursor's one rule: an id this server never handed out is a client bug.
     server.publish("tick", {})
-    _, body = sse_body(server, headers={"Last-Event-ID": "99"})
-    (event,) = parse(body).events
-    assert event.type == sse.RESYNC
-    notice = json.loads(event.data)
-    assert "future" in notice["reason"] and notice["continue_after"] == 1
+    resp = requests.get(f"{server.url}/stream/sse", headers={"Last-Event-ID": "99"}, timeout=5)
+    assert resp.status_code == 400
+    assert "future" in resp.json()["error"] and "last is 1" in resp.json()["error"]
 
 
 def test_last_event_id_older_than_the_buffer_gets_a_resync_then_what_is_left(server):
@@ -176,10 +175,10 @@ def test_last_event_id_older_than_the_buffer_gets_a_resync_then_what_is_left(ser
         server.publish("tick", {"i": i})
     _, body = sse_body(server, headers={"Last-Event-ID": "1"}, duration=1.0)
     events = parse(body).events
-    assert events[0].type == sse.RESYNC
+    assert events[0].type == RESYNC
     notice = json.loads(events[0].data)
-    assert "older than the replay buffer" in notice["reason"]
-    assert notice["oldest_available"] == 6 and notice["continue_after"] == 5
+    assert notice == resync_notice(1, capacity + 5, notice["reason"], missed=(2, 5))
+    assert "no longer holds events 2..5" in notice["reason"]
     assert [int(e.last_event_id) for e in events[1:4]] == [6, 7, 8]
 
 
@@ -192,13 +191,13 @@ def test_bad_query_parameters_get_400(server, query):
 def test_closed_feed_answers_204_and_ends_open_streams(server):
     resp = requests.get(f"{server.url}/stream/sse", stream=True, timeout=5)
     assert resp.status_code == 200
-    assert server.call(sse.close_feed, server.hub) == 1
+    assert server.call(sse.close_feed, server.state) == 1
     assert resp.raw.read() is not None  # the open stream ended
     resp.close()
     again = requests.get(f"{server.url}/stream/sse", timeout=5)
     assert again.status_code == 204 and again.content == b""
     assert "event-stream" not in again.headers.get("Content-Type", "")
-    sse.feed_of(server.hub).closed = False  # reopened: streams again
+    server.state.closed = False  # reopened: streams again
     with requests.get(f"{server.url}/stream/sse", stream=True, timeout=5) as reopened:
         assert reopened.status_code == 200
 
@@ -223,7 +222,7 @@ def test_private_stream_needs_a_valid_short_lived_token(server):
     missing = requests.get(url, timeout=5)
     assert missing.status_code == 401 and "no token" in missing.json()["error"]
 
-    sse.feed_of(server.hub).password = "open sesame"
+    server.state.password = "open sesame"
     session = requests.Session()
     issued = session.post(
         f"{server.url}/stream/token", data={"user": "ada", "password": "open sesame"}, timeout=5
@@ -235,7 +234,7 @@ def test_private_stream_needs_a_valid_short_lived_token(server):
     with requests.get(url, params={"token": token}, stream=True, timeout=5) as by_url:
         assert by_url.status_code == 200
 
-    auth = sse.feed_of(server.hub).auth
+    auth = server.state.auth
     expired = auth.issue("ada", ttl_s=-1)
     tampered = token.replace("ada", "eve", 1)
     for bad, reason in ((expired, "expired"), (tampered, "signature"), ("x.y", "malformed")):
@@ -253,11 +252,11 @@ def test_sensitive_fields_are_masked_on_the_wire(server):
 
 
 def test_stream_auth_tokens_round_trip_and_validate_input():
-    auth = sse.StreamAuth(secret=b"k" * 32, ttl_s=30)
+    auth = sse_auth.StreamAuth(secret=b"k" * 32, ttl_s=30)
     token = auth.issue("ada", now=1000)
     assert auth.verify(token, now=1010) == "ada"
     with pytest.raises(PermissionError, match="expired"):
         auth.verify(token, now=1031)
     with pytest.raises(ValueError):
         auth.issue("a.b")
-    assert sse.mask("4111111111111111") == "••••1111" and sse.mask("12") == "••••"
+    assert sse_format.mask("4111111111111111") == "••••1111" and sse_format.mask("12") == "••••"

@@ -46,7 +46,7 @@ class NDJSONStreamClient(BackgroundClient):
                 if isinstance(item, Event):
                     self.deliver(item)
                 else:
-                    self.notices.append(item)  # e.g. stream.resync
+                    self.notices.append(item)  # e.g. a resync notice (servers.cursor)
         self._response = None
         # The server ended the stream (stopped, or told us to resync): come
         # back from the last seq we saw, after a short pause.

@@ -17,7 +17,7 @@ needs all of it, so this module adds it:
   arrives for ``watchdog_s``, the connection is presumed dead and replaced;
 * never dispatch an event **cut off** by a dropped connection (sseclient-py
   would: we stop its input with an error instead of a clean end);
-* ``stream.resync`` notices are kept in ``notices`` and move the resume
+* ``resync`` notices (``servers.cursor``) are kept in ``notices`` and move the resume
   point to where the server continues.
 
 Never parse SSE with ``requests``' ``iter_lines()``: it can yield a false
@@ -41,7 +41,7 @@ from lab.recorder import ArrivalRecorder
 from lab.waiting import wait_until
 from servers.events import Event
 
-RESYNC = "stream.resync"
+RESYNC = "resync"  # servers.cursor.RESYNC
 
 
 class TruncatedStream(ConnectionError):
@@ -252,9 +252,9 @@ class ReconnectingSSEClient(BackgroundClient):
         if message.event == RESYNC:
             notice = json.loads(message.data)
             self.notices.append(notice)
-            if "continue_after" in notice:
-                # The server continues from here: resume from here next time.
-                self.last_event_id = str(notice["continue_after"])
+            if notice.get("missed"):
+                # Those are gone for good: resume after them next time.
+                self.last_event_id = str(notice["missed"][1])
             if self.on_notice is not None:
                 self.on_notice(notice)
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from servers.fanout import encode_text_frame
+from servers.wsframes import encode_text_frame
 
 from . import Feedback
 

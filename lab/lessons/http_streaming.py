@@ -107,7 +107,7 @@ def measure_arrivals(
                             arrivals.setdefault(obj["seq"], time.monotonic_ns())
                 else:
                     for message in sseclient.SSEClient(resp.iter_content(chunk_size=None)).events():
-                        if message.event != "stream.resync":
+                        if message.event != "resync":
                             arrivals.setdefault(
                                 Event.from_json(message.data).seq, time.monotonic_ns()
                             )

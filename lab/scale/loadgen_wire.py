@@ -58,7 +58,7 @@ class Client:
 
 async def handshake(kind: str, url: Any, client: Client) -> tuple:
     reader, writer = await asyncio.open_connection(url.hostname, url.port, limit=2**20)
-    query = f"?last_seq={client.last_seq}" if client.last_seq else ""
+    query = f"?after={client.last_seq}" if client.last_seq else ""
     host = f"{url.hostname}:{url.port}"
     if kind == "ws":
         key = base64.b64encode(os.urandom(16)).decode()
@@ -126,22 +126,18 @@ async def read_sse(reader: asyncio.StreamReader, client: Client) -> None:
         buffer += chunk.replace(b"\r\n", b"\n")
         while b"\n\n" in buffer:
             block, buffer = buffer.split(b"\n\n", 1)
-            event, data = "message", []
+            data: list[bytes] = []  # a notice names its kind in its JSON "type"
             for line in block.split(b"\n"):
-                if line.startswith(b"event:"):
-                    event = line[6:].strip().decode()
-                elif line.startswith(b"data:"):
+                if line.startswith(b"data:"):
                     data.append(line[5:].lstrip(b" "))
             if data:
-                message = json.loads(b"\n".join(data))
-                if event == "_resync":
-                    message["type"] = "_resync"
-                on_message(client, message, now)
+                on_message(client, json.loads(b"\n".join(data)), now)
 
 
 def on_message(client: Client, message: dict, now: int) -> None:
-    if message.get("type") == "_resync":
-        client.resyncs += 1
-        client.last_seq = int(message.get("last_seq", client.last_seq))
+    if message.get("type") == "resync":  # servers.cursor.resync_notice
+        if message.get("missed"):  # gone for good: go on after them
+            client.resyncs += 1
+            client.last_seq = max(client.last_seq, int(message["missed"][1]))
     elif "seq" in message:
         client.on_event(int(message["seq"]), int(message.get("sent_ns", now)), now)
