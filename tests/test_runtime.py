@@ -41,7 +41,7 @@ def test_start_returns_once_listening_and_serves_blocking_calls():
         # A blocking call from this (the "cell's") thread is answered at once.
         resp = requests.get(f"{server.url}/events", timeout=5)
         assert resp.status_code == 200
-        assert resp.json() == {"events": [], "last_seq": 0, "truncated": False}
+        assert resp.json() == {"events": [], "last_seq": 0, "resync": None}
 
 
 def test_start_stop_200_times_leaks_no_thread_port_or_fd():
