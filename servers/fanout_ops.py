@@ -111,7 +111,7 @@ class DrainHandler(RequestHandler):
 
 
 def routes(b: Any) -> list:
-    # The same shape as webhooks/provider.py's routes(): a route table, no logic to share.
+    # The same shape as webhooks/provider_api.py's routes(): a route table, no logic to share.
     kw = {"broadcaster": b}
     return [
         (r"/health", HealthHandler, kw),

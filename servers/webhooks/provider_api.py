@@ -179,6 +179,7 @@ def _message_doc(m: Message) -> dict:
 
 
 def routes(provider: Provider) -> list:
+    # The same shape as servers/fanout_ops.py's routes(): a route table, no logic to share.
     p = {"provider": provider}
     return [
         (r"/subscriptions", EndpointsHandler, p),
