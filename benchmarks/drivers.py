@@ -196,6 +196,8 @@ class WebSockets(Driver):
             raise RuntimeError(f"WebSocket client did not connect: {self.client.errors[-1:]}")
 
 
+# Driver classes share their shape (duplicates pairs NDJSON's with SSE's): each
+# names its own server, client and readiness checks, so there is no code to share.
 class NDJSON(Driver):
     key = "ndjson"
     label = "chunked NDJSON"
@@ -211,6 +213,7 @@ class NDJSON(Driver):
         _ready(lambda: self.server.hub.subscriber_count >= 1, "NDJSON stream did not subscribe")
 
 
+# Same shape as NDJSON above (a driver class per transport), different parts.
 class SSE(Driver):
     key = "sse"
     label = "SSE"

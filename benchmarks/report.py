@@ -87,6 +87,8 @@ def choosing(d: dict) -> str:
     return table(header, rows)
 
 
+# Each topic builds its own table rows from its own JSON fields; scaling()
+# below has the same shape (duplicates pairs them), not the same fields.
 def webhooks(d: dict) -> str:
     rows = [
         [
@@ -189,6 +191,7 @@ def streaming(d: dict) -> str:
     )
 
 
+# Same shape as webhooks() above: a row per run, other fields.
 def scaling(d: dict) -> str:
     runs = [
         [

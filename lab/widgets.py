@@ -279,6 +279,8 @@ class ArrivalPanel:
             f"{body}</table>"
         )
 
+    # refresh/close/display: lab/lessons/webhooks.py's ReceiptLog follows the same
+    # small widget protocol on another source (duplicates pairs them), kept apart.
     def refresh(self) -> None:
         """Redraw now (checkpoint cells call this before reading the widget)."""
         self._throttle.flush()

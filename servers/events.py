@@ -148,6 +148,8 @@ class EventLog:
         self._last_seq = start_at
         self._lock = threading.Lock()
 
+    # Properties read under the lock; webhooks/receipts.py has the same shape
+    # for other counters (duplicates pairs them): a pattern, not shared logic.
     @property
     def last_seq(self) -> int:
         with self._lock:

@@ -44,6 +44,8 @@ class ServerThread:
     def __init__(
         self, factory: AppFactory, name: str = "server", port: int = 0, ssl_options: Any = None
     ) -> None:
+        # (duplicates pairs these plain attribute assignments with the e2e JupyterLab
+        # fixture's by shape only.)
         self.name = name
         # An ``ssl.SSLContext`` serves https:// and wss:// (e.g. a trustme CA's cert).
         self.ssl_options = ssl_options

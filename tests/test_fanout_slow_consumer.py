@@ -162,6 +162,17 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+def resumes_without_loss(server, resumed, seqs: list[int], kind: str) -> None:
+    """A cut-off client comes back after ``seqs[-1]``: the log fills the gap and a
+    live event follows, every seq exactly once."""
+    resumed.start()
+    assert wait_until(lambda: fanout.stats(server)[kind] == 1, timeout=5)
+    live = server.publish("after", {}).seq
+    assert wait_until(lambda: resumed.seqs[-1:] == [live], timeout=10)
+    assert seqs + resumed.seqs == list(range(1, live + 1))
+    end_readers(server, resumed)
+
+
 @pytest.mark.parametrize("mode", ["once", "naive"])
 def test_never_reading_clients_leave_server_memory_bounded(server, mode):
     fanout.set_mode(server, mode)
@@ -256,13 +267,9 @@ def test_slow_ws_client_is_told_closed_with_1013_and_resumes_without_loss(server
     assert code == CloseCode.TRY_AGAIN_LATER
 
     # Reconnect with the last seq it got: the log fills the gap, nothing twice.
-    resumed = FastWSReader(ws_handshake(server.port, f"?after={seqs[-1]}"))
-    resumed.start()
-    assert wait_until(lambda: fanout.stats(server)["ws"] == 1, timeout=5)
-    live = server.publish("after", {}).seq
-    assert wait_until(lambda: resumed.seqs[-1:] == [live], timeout=10)
-    assert seqs + resumed.seqs == list(range(1, live + 1))
-    end_readers(server, resumed)
+    resumes_without_loss(
+        server, FastWSReader(ws_handshake(server.port, f"?after={seqs[-1]}")), seqs, "ws"
+    )
 
 
 def test_slow_sse_client_is_told_its_stream_ends_and_it_resumes_without_loss(server):
@@ -279,13 +286,7 @@ def test_slow_sse_client_is_told_its_stream_ends_and_it_resumes_without_loss(ser
     notice = json.loads(data.split(b"event: resync\ndata: ")[1].split(b"\n")[0])
     assert notice["after"] == seqs[-1] and notice["missed"] is None
 
-    resumed = FastSSEReader(server.url, last_event_id=seqs[-1])
-    resumed.start()
-    assert wait_until(lambda: fanout.stats(server)["sse"] == 1, timeout=5)
-    live = server.publish("after", {}).seq
-    assert wait_until(lambda: resumed.seqs[-1:] == [live], timeout=10)
-    assert seqs + resumed.seqs == list(range(1, live + 1))
-    end_readers(server, resumed)
+    resumes_without_loss(server, FastSSEReader(server.url, last_event_id=seqs[-1]), seqs, "sse")
 
 
 def test_a_client_that_never_reads_is_disconnected_after_the_grace(server, monkeypatch):

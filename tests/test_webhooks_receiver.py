@@ -74,6 +74,8 @@ def test_duplicate_webhook_id_is_absorbed(receiver):
 @pytest.mark.parametrize(
     "case, status, words",
     [
+        # One row per refusal: rows look alike (duplicates pairs them by shape), each
+        # is its own case.
         ("no headers", 400, "missing header"),
         ("no signature", 400, "webhook-signature"),
         ("timestamp not a number", 400, "not integer"),

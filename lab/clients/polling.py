@@ -22,6 +22,8 @@ class PollingClient(BackgroundClient):
             self.deliver(Event.from_dict(item))
 
 
+# Short and long polling share a skeleton (duplicates pairs them by shape); the
+# request itself is one method, PollingClient.poll.
 class ShortPollingClient(PollingClient):
     """Ask "anything new?" every ``interval`` seconds, news or not."""
 
@@ -37,6 +39,7 @@ class ShortPollingClient(PollingClient):
             self._stop.wait(self.interval)
 
 
+# Same skeleton as ShortPollingClient: only the loop differs (see PollingClient.poll).
 class LongPollingClient(PollingClient):
     """Ask "anything new?" and let the server hold the answer until there is."""
 

@@ -74,6 +74,8 @@ class ReceiptLog:
         with self._lock:
             return self.inbox.processed_counts()
 
+    # Read under the lock, like servers/events.py's EventLog properties (same
+    # shape, other counters).
     @property
     def processed_once(self) -> int:
         """Messages whose work was committed (once or more)."""

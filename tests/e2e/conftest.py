@@ -127,6 +127,8 @@ class JupyterLab:
     def __init__(
         self, root: Path, home: Path, python: str, tls: LabCertificate | None = None
     ) -> None:
+        # (duplicates pairs these assignments with servers/server_thread.py's by
+        # shape only.)
         self.root = root
         self.home = home
         self.python = python
