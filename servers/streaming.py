@@ -45,11 +45,6 @@ def encoded_cache(handler: RequestHandler) -> EncodedCache:
     return handler.application.settings.setdefault("encoded_cache", EncodedCache())
 
 
-def event_dict(event: Event) -> dict:
-    """The event as the JSON object every transport sends."""
-    return event.to_dict()
-
-
 def _ndjson(event: Event) -> bytes:
     # The event's own compact JSON, encoded once (the log sized it already).
     return (event.to_json() + "\n").encode()
