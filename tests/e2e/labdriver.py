@@ -168,6 +168,27 @@ class NotebookPage:
         browser-side clients, and trigger panels reporting "not sent"."""
         return self.page.evaluate(_COUNTERS_JS, self.path)
 
+    def diagrams(self) -> dict:
+        """Mermaid diagrams in this notebook's page: how many rendered as an
+        SVG, and the text of any that JupyterLab shows as a parse warning."""
+        return self.page.evaluate(
+            f"""(path) => {{
+                const root = ({_PANEL_JS})(path).node;
+                const all = [...root.querySelectorAll('.jp-RenderedMermaid')];
+                const bad = all.filter((e) => e.classList.contains('jp-mod-warning'));
+                // JupyterLab 4 draws a diagram as an <img> whose source is the SVG
+                // (older versions inline an <svg>); a loaded image has a width.
+                const drawn = (e) => {{
+                    const img = e.querySelector('img[src^="data:image/svg+xml"]');
+                    return (img && img.complete && img.naturalWidth > 0) || e.querySelector('svg');
+                }};
+                const svgs = all.filter((e) => !bad.includes(e) && drawn(e));
+                const warnings = bad.map((e) => e.innerText.slice(0, 300));
+                return {{ rendered: svgs.length, warnings }};
+            }}""",
+            self.path,
+        )
+
     def panel_locator(self) -> Any:
         """This notebook's panel, to scope locators (buttons) to it."""
         widget_id = self.page.evaluate(f"(path) => ({_PANEL_JS})(path).id", self.path)

@@ -3,8 +3,9 @@
 For each ``notebooks/NN_*.ipynb``: open it, deal with first-run dialogs, run
 every cell above "## Clean up", wait for the kernel to go idle, and assert no
 error output anywhere (error outputs, tracebacks printed by threads, widgets
-that failed to render). Then click each visible "Fire event" button with the
-mouse and check that an arrival panel's "received" counter goes up, and, when
+that failed to render), and that every Mermaid diagram is drawn as an SVG.
+Then click each visible "Fire event" button with the mouse and check that an
+arrival panel's "received" counter goes up, and, when
 the notebook shows browser-side clients (``lab.clients.browser``), that one of them
 received events too. Finally run the clean-up cells and check they pass.
 
@@ -23,6 +24,7 @@ and on failure).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -38,6 +40,8 @@ WITH_BROWSER_CLIENTS = [
 RUNS = [(p, "http") for p in NOTEBOOKS] + [(p, "https") for p in WITH_BROWSER_CLIENTS]
 RUN_ALL_TIMEOUT = 240  # seconds for all cells above the clean-up
 ARRIVAL_TIMEOUT = 20  # seconds for a click to show up in a counter
+DIAGRAM_TIMEOUT = 30  # seconds for JupyterLab to load Mermaid and draw every diagram
+MERMAID_FENCE = re.compile(r"^```mermaid\s*$", re.M)
 
 
 def _received(counters: dict, cell: int | None = None) -> list[int]:
@@ -83,6 +87,21 @@ def test_notebook_runs_and_reacts_to_clicks(notebook: Path, page, lab, artifacts
             nb.command("notebook:run-all-above", active_cell=cleanup)
             nb.wait_executed(range(cleanup), RUN_ALL_TIMEOUT)
         page.screenshot(path=str(artifacts / f"{shot}-run-all.png"), full_page=True)
+
+        # Every ```mermaid block in a markdown cell is drawn as an SVG, none as a
+        # parse warning (JupyterLab loads Mermaid lazily, so wait for it).
+        expected = sum(len(MERMAID_FENCE.findall(c.source)) for c in cells if c.type == "markdown")
+        deadline = time.monotonic() + DIAGRAM_TIMEOUT
+        drawn = nb.diagrams()
+        while drawn["rendered"] < expected and not drawn["warnings"]:
+            if time.monotonic() > deadline:
+                break
+            page.wait_for_timeout(250)
+            drawn = nb.diagrams()
+        assert not drawn["warnings"], f"{path}: Mermaid could not draw: {drawn['warnings']}"
+        assert drawn["rendered"] == expected, (
+            f"{path}: {expected} Mermaid diagrams in the notebook, {drawn['rendered']} drawn as SVG"
+        )
 
         start = nb.counters()
         assert not start["notSent"], (
