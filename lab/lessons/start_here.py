@@ -142,15 +142,20 @@ def stop_together(clients: Sequence[BackgroundClient]) -> None:
 
 
 def cut_while_publishing(
-    server: ServerThread, push: NDJSONStreamClient, events: int = 5, reconnect_delay: float = 0.5
+    server: ServerThread, push: NDJSONStreamClient, events: int = 5
 ) -> list[Event]:
-    """Cut the push client's connection, publish ``events`` events while it
-    waits ``reconnect_delay`` s to reconnect, and return once it caught up."""
-    push.reconnect_delay = reconnect_delay
+    """Cut the push client's connection and publish ``events`` events at once,
+    while it is away: the cut shuts its socket before the first publish, and
+    the client only reconnects after a back-off (0.2 s), asking for what came
+    after its last seq. Returns once it has reconnected and caught up."""
+    before = push.connections
     push.drop_connection()
-    wait_until(lambda: push._response is None, timeout=3)
     away = [server.publish("order.created", {"while": "away"}) for _ in range(events)]
-    push.recorder.wait_for(away[-1].seq, timeout=5)
+    caught_up = wait_until(
+        lambda: push.connections > before and push.recorder.highest_seq >= away[-1].seq, timeout=5
+    )
+    if not caught_up:
+        raise RuntimeError("the push client did not reconnect and catch up within 5 s")
     return away
 
 
