@@ -156,7 +156,7 @@ def test_forgetting_the_cursor_loses_what_came_while_away():
             lesson.stop_together([mine, broken])
 
 
-def test_mount_replaces_the_handler_at_a_path():
+def test_mount_replaces_the_handler_at_a_path_and_survives_a_restart():
     import requests
 
     with ServerThread(app_with(polling.routes)) as server:
@@ -166,6 +166,10 @@ def test_mount_replaces_the_handler_at_a_path():
         lesson.mount(server, "/mine", Crashes)
         assert requests.get(f"{server.url}/mine?after=1", timeout=5).json()["events"] == []
         assert requests.get(f"{server.url}/events?after=0", timeout=5).status_code == 200
+        server.stop()
+        server.start()  # a restarted server builds a fresh app: the mount is in it too
+        server.publish("order.created")
+        assert len(requests.get(f"{server.url}/mine?after=1", timeout=5).json()["events"]) == 1
 
 
 def test_measure_all_runs_every_client_on_one_schedule():

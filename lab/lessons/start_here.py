@@ -1,13 +1,12 @@
 """Notebook 00's helpers: the clients it watches, where its own handler is
 served, and what polling costs compared with a push stream.
 
-``watch(server, trigger)`` starts the three clients of "Polling and push, side
-by side", each with its arrival panel. ``mount`` serves a handler the notebook
-defines on the running server; ``long_poller`` points a client at it;
-``away_and_back`` takes pollers away while events are published (the
-break-it step). ``measure_all`` publishes one paced schedule of events to
-short pollers at several intervals, a long poller and a push stream at once,
-and reports what each paid: HTTP requests per event and delivery latency.
+``watch`` starts the three clients of "Polling and push, side by side" with
+their panels. ``mount`` serves a handler the notebook defines; ``long_poller``
+points a client at it; ``away_and_back`` takes pollers away while events are
+published (the break-it step). ``measure_all`` sends one paced schedule of
+events to short pollers at several intervals, a long poller and a push
+stream at once: HTTP requests per event and delivery latency, for each.
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ import random
 import statistics
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from IPython.display import HTML
 
-from benchmarks.stats import percentile
 from lab.clients import (
     BackgroundClient,
     LongPollingClient,
@@ -45,46 +44,58 @@ def watch(
     """Short polling (every ``poll_interval`` s), long polling and a push
     stream on ``server``, started, expecting the events from now on; and an
     arrival panel each, with its request counter."""
-    start = server.hub.log.last_seq + 1
+    name = f"short polling (every {poll_interval:g} s)"
     clients = [
-        ShortPollingClient(
-            server.url,
-            interval=poll_interval,
-            recorder=ArrivalRecorder(f"short polling (every {poll_interval:g} s)", start),
-        ),
-        LongPollingClient(server.url, recorder=ArrivalRecorder("long polling", start)),
-        NDJSONStreamClient(server.url, recorder=ArrivalRecorder("push stream", start)),
+        ShortPollingClient(server.url, interval=poll_interval, recorder=ArrivalRecorder(name)),
+        LongPollingClient(server.url, recorder=ArrivalRecorder("long polling")),
+        NDJSONStreamClient(server.url, recorder=ArrivalRecorder("push stream")),
     ]
-    return clients, [_started_with_panel(c, trigger, start) for c in clients]
+    panels = [_from_now_on(server, c, trigger) for c in clients]
+    for client in clients:
+        client.start()
+    return clients, panels
 
 
-def _started_with_panel(
-    client: BackgroundClient, trigger: TriggerPanel, start: int
-) -> ArrivalPanel:
-    client.last_seq = start - 1
-    client.start()
+def _from_now_on(server: ServerThread, client: BackgroundClient, trigger: TriggerPanel):
+    client.recorder.first_seq = server.hub.log.last_seq + 1
+    client.last_seq = client.recorder.first_seq - 1
     return ArrivalPanel.for_trigger(
         client.recorder, trigger, extra=lambda: {"requests": client.requests_made}
     )
 
 
 # -- the notebook's own handler ------------------------------------------------
-def mount(server: ServerThread, path: str, handler: type) -> str:
-    """Serve ``handler`` (initialized with ``hub=server.hub``) at ``path`` on the
-    running server, replacing what was there: run the cell again after
-    editing the handler and the new one answers. Until the server restarts
-    (its factory builds a fresh app). Returns the URL."""
+# What each server serves besides its own routes: {path: handler}.
+_MOUNTS: weakref.WeakKeyDictionary[ServerThread, dict[str, type]] = weakref.WeakKeyDictionary()
+
+
+def mount(server: ServerThread, path: str, handler: type) -> None:
+    """Serve ``handler`` (initialized with ``hub=``) at ``path`` on the running
+    server, replacing what was there: run the cell again after editing the
+    handler and the new one answers. A restarted server serves it too."""
+    if server not in _MOUNTS:
+        _MOUNTS[server] = {}
+        routes_of_its_own = server.factory
+
+        def factory(hub):  # what ServerThread calls on each start
+            app = routes_of_its_own(hub)
+            app.wildcard_router.add_rules(
+                [(p, h, {"hub": hub}, p) for p, h in _MOUNTS[server].items()]
+            )
+            return app
+
+        server.factory = factory
+    _MOUNTS[server][path] = handler
 
     def swap() -> None:
         # Application.wildcard_router holds the app's routes (tornado.routing's
-        # RuleRouter: a public list of named rules); change it on the loop.
+        # RuleRouter: a list of named rules); change it on the loop.
         router = server.app.wildcard_router
         router.rules = [r for r in router.rules if r.name != path]
         router.named_rules.pop(path, None)
         router.add_rules([(path, handler, {"hub": server.hub}, path)])
 
     server.call(swap)
-    return f"{server.url}{path}"
 
 
 def long_poller(
@@ -93,15 +104,10 @@ def long_poller(
     """A long-polling client on ``path`` (the server holds each request up to
     ``wait`` s), expecting the events from now on, and its panel. Returns
     once its first request is waiting at the server (see ``start_parked``)."""
-    start = server.hub.log.last_seq + 1
-    client = LongPollingClient(
-        server.url, wait=wait, path=path, recorder=ArrivalRecorder(name, start)
-    )
-    client.last_seq = start - 1
+    client = LongPollingClient(server.url, wait=wait, path=path, recorder=ArrivalRecorder(name))
+    panel = _from_now_on(server, client, trigger)
     start_parked(server, [client])
-    return client, ArrivalPanel.for_trigger(
-        client.recorder, trigger, extra=lambda: {"requests": client.requests_made}
-    )
+    return client, panel
 
 
 def start_parked(server: ServerThread, pollers: Sequence[BackgroundClient]) -> None:
@@ -109,9 +115,8 @@ def start_parked(server: ServerThread, pollers: Sequence[BackgroundClient]) -> N
 
     "Waiting" is read from the hub: the notebook's handler subscribes while it
     holds a request, so each parked poller adds one subscriber. An event
-    published before then would find a poller still on its way, which is
-    exactly what a handler without a cursor loses, but not what the lesson
-    should leave to chance."""
+    published before then would find a poller still on its way: exactly what
+    a handler without a cursor loses, but not for the lesson to leave to chance."""
     parked = server.hub.subscriber_count
     for poller in pollers:
         poller.start()
@@ -167,7 +172,6 @@ class DeliveryResult:
     events_sent: int
     events_delivered: int
     requests: int
-    duration_s: float
     latencies_ms: list[float] = field(repr=False)
 
     @property
@@ -178,10 +182,6 @@ class DeliveryResult:
     def median_latency_ms(self) -> float:
         return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
 
-    @property
-    def p95_latency_ms(self) -> float:
-        return percentile(self.latencies_ms, 95) if self.latencies_ms else float("nan")
-
     def row(self) -> dict:
         return {
             "client": self.client,
@@ -190,7 +190,6 @@ class DeliveryResult:
             "requests": self.requests,
             "requests/event": round(self.requests_per_event, 2),
             "median latency (ms)": round(self.median_latency_ms, 1),
-            "p95 latency (ms)": round(self.p95_latency_ms, 1),
         }
 
 
@@ -225,14 +224,12 @@ def measure_all(
     rng = random.Random(seed)
     try:
         time.sleep(0.2)  # let each client connect (and poll once) before the first event
-        started = time.monotonic()
         last = first_seq - 1
         for n in range(n_events):
             time.sleep(rng.uniform(0.5, 1.5) * mean_gap_s)
             last = server.publish("tick", {"n": n + 1}).seq
         for client, _ in runs:
             client.recorder.wait_for(last, timeout=5.0)
-        duration = time.monotonic() - started
         requests = [client.requests_made for client, _ in runs]
     finally:
         stop_together([client for client, _ in runs])
@@ -243,7 +240,6 @@ def measure_all(
             events_sent=n_events,
             events_delivered=client.recorder.unique,
             requests=count,
-            duration_s=duration,
             latencies_ms=client.recorder.latencies_ms(),
         )
         for (client, interval), count in zip(runs, requests, strict=True)
