@@ -45,12 +45,16 @@ class LongPollingClient(PollingClient):
 
     name = "long-polling"
 
-    def __init__(self, base_url: str, wait: float = 1.0, **kwargs) -> None:
+    def __init__(
+        self, base_url: str, wait: float = 1.0, path: str = "/events/wait", **kwargs
+    ) -> None:
         super().__init__(base_url, **kwargs)
         # Short server-side waits so stop() is never stuck behind a pending poll.
         self.wait = wait
+        # Another handler to poll: notebook 00 points one at the handler it builds.
+        self.path = path
 
     def run(self) -> None:
         while not self._stop.is_set():
             # The server holds the request up to ``wait`` s; ours waits longer.
-            self.poll("/events/wait", timeout=self.wait + 5, params={"timeout": self.wait})
+            self.poll(self.path, timeout=self.wait + 5, params={"timeout": self.wait})

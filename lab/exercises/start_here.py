@@ -5,6 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import requests
+from tornado.web import Application
+
+from servers import runtime
+
 from . import Feedback
 
 
@@ -59,35 +64,71 @@ def check_short_poll_cost(fn: Callable[[float, float], dict], measured=None) -> 
     return fb
 
 
-def check_find_gaps(fn: Callable[[list[int]], tuple[list[int], list[int]]]) -> Feedback:
-    """Exercise 2: ``fn(received_seqs)`` returns ``(missing, duplicated)``:
-    the seqs never received below the highest one, and the seqs received
-    more than once, each sorted and listed once."""
-    fb = Feedback("Exercise 2: spot lost and duplicated events")
-    cases = [
-        ([1, 2, 3], ([], [])),
-        ([1, 3, 4], ([2], [])),
-        ([1, 2, 2, 3], ([], [2])),
-        ([3, 1, 5, 5, 5, 2], ([4], [5])),
-        ([2, 6, 4, 4, 6], ([1, 3, 5], [4, 6])),
-        ([], ([], [])),
-    ]
-    hints = {
-        0: "with nothing missing and nothing repeated, both lists must be empty",
-        1: "seq 2 never arrived although 3 did: that is a gap",
-        2: "seq 2 arrived twice: it is a duplicate (list it once)",
-        3: "arrivals can come out of order; sort before you look for gaps",
-        4: "sequence numbers start at 1, so a stream that starts at 2 lost seq 1",
-        5: "an empty list has no gaps and no duplicates",
-    }
-    for i, (received, want) in enumerate(cases):
-        try:
-            got = fn(list(received))
-            got = (list(got[0]), list(got[1]))
-        except Exception as exc:
-            return fb.fail(f"find_gaps({received}) raised {exc!r}")
-        if got != (list(want[0]), list(want[1])):
-            fb.fail(f"find_gaps({received}) returned {got}, expected {want}: {hints[i]}")
+# The checker's cases: (after, the seqs to answer) with 3 events published,
+# then cursors the server never handed out, each with why it is one.
+GOOD_CURSORS = [("0", [1, 2, 3]), ("2", [3]), ("3", [])]
+BAD_CURSORS = [
+    ("abc", "it is not a number"),
+    ("-1", "int() reads it, but no seq is below 0"),
+    ("99", "it is from the future: the last seq handed out is 3"),
+]
+
+
+def check_cursor_handler(handler: type) -> Feedback:
+    """Exercise 2: ``handler`` (a RequestHandler given ``hub=``) answers
+    ``GET ?after=N`` with ``{"events": [...]}``, the events after ``N``, and
+    a 400 for a cursor the server never handed out. A long-poll handler
+    passes too: the checker sends ``timeout=0.2`` for the empty answer."""
+    fb = Feedback("Exercise 2: a poll handler that checks its cursor")
+    crashes: list[BaseException] = []
+
+    class Watched(handler):  # type: ignore[misc, valid-type]
+        def log_exception(self, typ, value, tb):  # a 500: told below, not as a traceback
+            crashes.append(value)
+
+    def app(hub):
+        return Application([(r"/poll", Watched, {"hub": hub})], log_function=lambda h: None)
+
+    server = runtime.start("exercise-00", app)
+    try:
+        for n in range(3):
+            server.publish("order.created", {"n": n + 1})
+        for after, want in GOOD_CURSORS:
+            crashes.clear()
+            try:
+                resp = _get(server.url, after)
+                seqs = (
+                    [e["seq"] for e in resp.json()["events"]] if resp.status_code == 200 else None
+                )
+            except requests.RequestException as exc:
+                return fb.fail(f"?after={after}: no answer within 3 s ({type(exc).__name__})")
+            except (ValueError, KeyError, TypeError):
+                return fb.fail(f'?after={after}: answer a JSON object {{"events": [...]}}')
+            if seqs is None:
+                fb.fail(f"?after={after}: status {resp.status_code}, expected 200 {_why(crashes)}")
+            elif seqs != want:
+                fb.fail(
+                    f"?after={after} answered seqs {seqs}, expected {want}: "
+                    "only the events after the client's cursor"
+                )
+        for after, why in BAD_CURSORS:
+            crashes.clear()
+            try:
+                status = _get(server.url, after).status_code
+            except requests.RequestException as exc:
+                return fb.fail(f"?after={after}: no answer within 3 s ({type(exc).__name__})")
+            if status != 400:
+                fb.fail(f"?after={after}: status {status} {_why(crashes)}, expected 400: {why}")
+    finally:
+        server.stop()
     if fb.passed:
-        fb.note("this is exactly how the arrival counters decide lost and duplicated")
+        fb.note("events after the cursor, and a 400 with a reason for any other cursor")
     return fb
+
+
+def _get(url: str, after: str) -> requests.Response:
+    return requests.get(f"{url}/poll", params={"after": after, "timeout": 0.2}, timeout=3)
+
+
+def _why(crashes: list[BaseException]) -> str:
+    return f"(the handler raised {crashes[-1]!r})" if crashes else ""

@@ -1,21 +1,27 @@
-"""Notebook 00's measurement: what polling costs compared with a push stream.
+"""Notebook 00's helpers: the clients it watches, where its own handler is
+served, and what polling costs compared with a push stream.
 
-``measure(server, client)`` publishes the same paced sequence of events to
-one client and reports what it cost: HTTP requests per event delivered and
-the delivery latency of each event. ``sweep_poll_intervals`` repeats it for
-short polling at several intervals; long polling and the push stream are
-measured once each, on the very same schedule.
+``watch`` starts the three clients of "Polling and push, side by side" with
+their panels. ``mount`` serves a handler the notebook defines; ``long_poller``
+points a client at it; ``away_and_back`` takes pollers away while events are
+published (the break-it step). ``measure_all`` sends one paced schedule of
+events to short pollers at several intervals, a long poller and a push
+stream at once: HTTP requests per event and delivery latency, for each.
 """
 
 from __future__ import annotations
 
 import random
 import statistics
+import threading
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from benchmarks.stats import percentile
+from IPython.display import HTML
+
 from lab.clients import (
     BackgroundClient,
     LongPollingClient,
@@ -23,9 +29,142 @@ from lab.clients import (
     ShortPollingClient,
 )
 from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
+from lab.widgets import ArrivalPanel, TriggerPanel
+from servers.events import Event
 from servers.runtime import ServerThread
 
+# The threads this notebook starts: the clean-up cell checks none is left.
+THREADS = ("server-", "short-polling", "long-polling", "push-stream", "trigger-rate")
 
+
+def watch(
+    server: ServerThread, trigger: TriggerPanel, poll_interval: float = 1.0
+) -> tuple[list[BackgroundClient], list[ArrivalPanel]]:
+    """Short polling (every ``poll_interval`` s), long polling and a push
+    stream on ``server``, started, expecting the events from now on; and an
+    arrival panel each, with its request counter."""
+    name = f"short polling (every {poll_interval:g} s)"
+    clients = [
+        ShortPollingClient(server.url, interval=poll_interval, recorder=ArrivalRecorder(name)),
+        LongPollingClient(server.url, recorder=ArrivalRecorder("long polling")),
+        NDJSONStreamClient(server.url, recorder=ArrivalRecorder("push stream")),
+    ]
+    panels = [_from_now_on(server, c, trigger) for c in clients]
+    for client in clients:
+        client.start()
+    return clients, panels
+
+
+def _from_now_on(server: ServerThread, client: BackgroundClient, trigger: TriggerPanel):
+    client.recorder.first_seq = server.hub.log.last_seq + 1
+    client.last_seq = client.recorder.first_seq - 1
+    return ArrivalPanel.for_trigger(
+        client.recorder, trigger, extra=lambda: {"requests": client.requests_made}
+    )
+
+
+# -- the notebook's own handler ------------------------------------------------
+# What each server serves besides its own routes: {path: handler}.
+_MOUNTS: weakref.WeakKeyDictionary[ServerThread, dict[str, type]] = weakref.WeakKeyDictionary()
+
+
+def mount(server: ServerThread, path: str, handler: type) -> None:
+    """Serve ``handler`` (initialized with ``hub=``) at ``path`` on the running
+    server, replacing what was there: run the cell again after editing the
+    handler and the new one answers. A restarted server serves it too."""
+    if server not in _MOUNTS:
+        _MOUNTS[server] = {}
+        routes_of_its_own = server.factory
+
+        def factory(hub):  # what ServerThread calls on each start
+            app = routes_of_its_own(hub)
+            app.wildcard_router.add_rules(
+                [(p, h, {"hub": hub}, p) for p, h in _MOUNTS[server].items()]
+            )
+            return app
+
+        server.factory = factory
+    _MOUNTS[server][path] = handler
+
+    def swap() -> None:
+        # Application.wildcard_router holds the app's routes (tornado.routing's
+        # RuleRouter: a list of named rules); change it on the loop.
+        router = server.app.wildcard_router
+        router.rules = [r for r in router.rules if r.name != path]
+        router.named_rules.pop(path, None)
+        router.add_rules([(path, handler, {"hub": server.hub}, path)])
+
+    server.call(swap)
+
+
+def long_poller(
+    server: ServerThread, path: str, name: str, trigger: TriggerPanel, wait: float = 0.5
+) -> tuple[LongPollingClient, ArrivalPanel]:
+    """A long-polling client on ``path`` (the server holds each request up to
+    ``wait`` s), expecting the events from now on, and its panel. Returns
+    once its first request is waiting at the server (see ``start_parked``)."""
+    client = LongPollingClient(server.url, wait=wait, path=path, recorder=ArrivalRecorder(name))
+    panel = _from_now_on(server, client, trigger)
+    start_parked(server, [client])
+    return client, panel
+
+
+def start_parked(server: ServerThread, pollers: Sequence[BackgroundClient]) -> None:
+    """Start ``pollers`` and return once each is waiting at the server.
+
+    "Waiting" is read from the hub: the notebook's handler subscribes while it
+    holds a request, so each parked poller adds one subscriber. An event
+    published before then would find a poller still on its way: exactly what
+    a handler without a cursor loses, but not for the lesson to leave to chance."""
+    parked = server.hub.subscriber_count
+    for poller in pollers:
+        poller.start()
+    if not wait_until(lambda: server.hub.subscriber_count >= parked + len(pollers), timeout=5):
+        raise RuntimeError("the pollers are not waiting at the server after 5 s")
+
+
+def away_and_back(
+    server: ServerThread, pollers: Sequence[BackgroundClient], events: int = 3
+) -> list[Event]:
+    """Stop ``pollers``, publish ``events`` events while they are away, start
+    them again (each asks with ``?after=<the last seq it saw>``) and return
+    once each is waiting at the server for what comes next."""
+    stop_together(pollers)
+    away = [server.publish("order.created", {"while": "away"}) for _ in range(events)]
+    start_parked(server, pollers)
+    return away
+
+
+def stop_together(clients: Sequence[BackgroundClient]) -> None:
+    """Stop clients in parallel: a long poller may be inside a request the
+    server holds, and stopping it waits for that answer."""
+    if not clients:
+        return
+    with ThreadPoolExecutor(len(clients)) as pool:
+        for done in [pool.submit(c.stop) for c in clients]:
+            done.result()
+
+
+def cut_while_publishing(
+    server: ServerThread, push: NDJSONStreamClient, events: int = 5
+) -> list[Event]:
+    """Cut the push client's connection and publish ``events`` events at once,
+    while it is away: the cut shuts its socket before the first publish, and
+    the client only reconnects after a back-off (0.2 s), asking for what came
+    after its last seq. Returns once it has reconnected and caught up."""
+    before = push.connections
+    push.drop_connection()
+    away = [server.publish("order.created", {"while": "away"}) for _ in range(events)]
+    caught_up = wait_until(
+        lambda: push.connections > before and push.recorder.highest_seq >= away[-1].seq, timeout=5
+    )
+    if not caught_up:
+        raise RuntimeError("the push client did not reconnect and catch up within 5 s")
+    return away
+
+
+# -- what polling costs --------------------------------------------------------
 @dataclass
 class DeliveryResult:
     client: str
@@ -33,7 +172,6 @@ class DeliveryResult:
     events_sent: int
     events_delivered: int
     requests: int
-    duration_s: float
     latencies_ms: list[float] = field(repr=False)
 
     @property
@@ -44,10 +182,6 @@ class DeliveryResult:
     def median_latency_ms(self) -> float:
         return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
 
-    @property
-    def p95_latency_ms(self) -> float:
-        return percentile(self.latencies_ms, 95) if self.latencies_ms else float("nan")
-
     def row(self) -> dict:
         return {
             "client": self.client,
@@ -56,76 +190,71 @@ class DeliveryResult:
             "requests": self.requests,
             "requests/event": round(self.requests_per_event, 2),
             "median latency (ms)": round(self.median_latency_ms, 1),
-            "p95 latency (ms)": round(self.p95_latency_ms, 1),
         }
 
 
-def measure(
+def measure_all(
     server: ServerThread,
-    make_client: Callable[[str, ArrivalRecorder], BackgroundClient],
-    n_events: int = 15,
+    intervals: Sequence[float],
+    n_events: int = 8,
     mean_gap_s: float = 0.2,
     seed: int = 0,
-    poll_interval_s: float | None = None,
-) -> DeliveryResult:
-    """Publish ``n_events`` with random gaps (mean ``mean_gap_s``) to one
-    fresh client and wait until all arrived (or 5 s after the last one).
+) -> tuple[list[DeliveryResult], DeliveryResult, DeliveryResult]:
+    """Short polling at each interval, long polling and a push stream, all at
+    once: ``n_events`` events published with random gaps (mean ``mean_gap_s``)
+    reach every client on the very same schedule. Returns the short-polling
+    results (one per interval), the long-polling one and the push one.
 
-    The gaps are random (seeded, so every client gets the same schedule):
-    events at a fixed period would line up with a fixed poll interval and
-    make polling look better or worse than it is.
+    The gaps are random (seeded): events at a fixed period would line up
+    with a fixed poll interval and make polling look better or worse than it
+    is. Each client's requests are counted from its first connect or poll.
     """
     first_seq = server.hub.log.last_seq + 1
-    recorder = ArrivalRecorder(first_seq=first_seq)
-    client = make_client(server.url, recorder)
-    client.last_seq = first_seq - 1  # only the events of this run
-    client.start()
+    runs: list[tuple[BackgroundClient, float | None]] = [
+        (ShortPollingClient(server.url, interval=i), i) for i in intervals
+    ]
+    runs += [
+        (LongPollingClient(server.url, wait=0.5), None),
+        (NDJSONStreamClient(server.url), None),
+    ]
+    for client, _ in runs:
+        client.recorder = ArrivalRecorder(client.name, first_seq)
+        client.last_seq = first_seq - 1  # only the events of this run
+        client.start()
     rng = random.Random(seed)
     try:
-        time.sleep(0.2)  # let the client connect (and poll once) before the first event
-        started = time.monotonic()
+        time.sleep(0.2)  # let each client connect (and poll once) before the first event
         last = first_seq - 1
-        for _ in range(n_events):
+        for n in range(n_events):
             time.sleep(rng.uniform(0.5, 1.5) * mean_gap_s)
-            last = server.publish("tick", {"n": last - first_seq + 2}).seq
-        recorder.wait_for(last, timeout=5.0)
-        duration = time.monotonic() - started
-        # Every request counts, the first connect or poll included.
-        requests = client.requests_made
+            last = server.publish("tick", {"n": n + 1}).seq
+        for client, _ in runs:
+            client.recorder.wait_for(last, timeout=5.0)
+        requests = [client.requests_made for client, _ in runs]
     finally:
-        client.stop()
-    return DeliveryResult(
-        client=client.name,
-        poll_interval_s=poll_interval_s,
-        events_sent=n_events,
-        events_delivered=recorder.unique,
-        requests=requests,
-        duration_s=duration,
-        latencies_ms=recorder.latencies_ms(),
+        stop_together([client for client, _ in runs])
+    results = [
+        DeliveryResult(
+            client=client.name,
+            poll_interval_s=interval,
+            events_sent=n_events,
+            events_delivered=client.recorder.unique,
+            requests=count,
+            latencies_ms=client.recorder.latencies_ms(),
+        )
+        for (client, interval), count in zip(runs, requests, strict=True)
+    ]
+    return results[:-2], results[-2], results[-1]
+
+
+def table(results: Sequence[DeliveryResult]) -> HTML:
+    rows = [r.row() for r in results]
+    head = "".join(f"<th>{k}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{'' if v is None else v}</td>" for v in r.values()) + "</tr>"
+        for r in rows
     )
-
-
-def short_polling(interval: float) -> Callable[[str, ArrivalRecorder], BackgroundClient]:
-    return lambda url, rec: ShortPollingClient(url, interval=interval, recorder=rec)
-
-
-def long_polling() -> Callable[[str, ArrivalRecorder], BackgroundClient]:
-    return lambda url, rec: LongPollingClient(url, recorder=rec)
-
-
-def push_stream() -> Callable[[str, ArrivalRecorder], BackgroundClient]:
-    return lambda url, rec: NDJSONStreamClient(url, recorder=rec)
-
-
-def sweep_poll_intervals(
-    server: ServerThread, intervals: Sequence[float], progress=None, **kwargs
-) -> list[DeliveryResult]:
-    results = []
-    for interval in intervals:
-        results.append(measure(server, short_polling(interval), poll_interval_s=interval, **kwargs))
-        if progress is not None:
-            progress(results[-1])
-    return results
+    return HTML(f"<table><tr>{head}</tr>{body}</table>")
 
 
 def plot_polling_vs_push(short: list[DeliveryResult], long: DeliveryResult, push: DeliveryResult):
@@ -148,3 +277,18 @@ def plot_polling_vs_push(short: list[DeliveryResult], long: DeliveryResult, push
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+# -- clean up ------------------------------------------------------------------
+def close(
+    trigger: TriggerPanel, panels: Sequence[ArrivalPanel], clients: Sequence[BackgroundClient]
+) -> None:
+    """Stop the trigger's rate thread, detach the panels, stop the clients."""
+    trigger.close()
+    for panel in panels:
+        panel.close()
+    stop_together(clients)
+
+
+def leftover_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(THREADS)]
