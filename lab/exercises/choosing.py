@@ -101,3 +101,69 @@ def check_pick_transport(fn: Callable) -> Feedback:
     if fb.passed:
         fb.note(f"all {len(SEED_CASES)} use cases right; compare with lab.recommend.RULES")
     return fb
+
+
+# -- 05_choosing_in_depth ------------------------------------------------------------
+def _numeric_cases(fb: Feedback, fn: Callable, name: str, cases: list, bad: list) -> Feedback:
+    """``cases``: (args, expected, why); ``bad``: args that must raise ``ValueError``."""
+    if not callable(fn):
+        return fb.fail(f"pass the function itself, e.g. check_{name}({name})")
+    for args, want, why in cases:
+        try:
+            got = fn(*args)
+        except Exception as exc:
+            fb.fail(f"{name}{args} raised {type(exc).__name__}: {exc} ({why})")
+            continue
+        if not isinstance(got, (int, float)) or not math.isclose(got, want, rel_tol=1e-6):
+            fb.fail(f"{name}{args} returned {got!r}, expected {want:g}: {why}")
+    for args in bad:
+        try:
+            fn(*args)
+        except ValueError:
+            continue
+        except Exception as exc:
+            fb.fail(f"{name}{args} raised {type(exc).__name__}; raise ValueError instead")
+            continue
+        fb.fail(f"{name}{args} returned a number; with no events or a bad input, raise ValueError")
+    return fb
+
+
+def check_requests_per_event(fn: Callable, measured: list[dict] | None = None) -> Feedback:
+    """In depth, Exercise 1: ``requests_per_event(rate_eps, interval_s)``."""
+    fb = Feedback("Exercise 1: requests per event")
+    cases = [
+        ((1, 0.05), 20.0, "one event a second, 20 polls a second: 20 requests per event"),
+        ((0.1, 1.0), 10.0, "one event every 10 s, one poll a second"),
+        ((200, 0.05), 0.1, "200 events/s: each poll collects 10 events, 0.1 request per event"),
+        ((4, 0.05), 5.0, "the notebook's lowest rate"),
+    ]
+    _numeric_cases(fb, fn, "requests_per_event", cases, [(0, 0.05), (-1, 0.05)])
+    if fb.passed:
+        fb.note("polls per second divided by events per second: 1 / (rate x interval)")
+        low = [c for c in measured or [] if c["transport"] == "short_polling" and c["requests"]]
+        if low:
+            c = min(low, key=lambda c: c["rate_eps"])
+            fb.note(
+                f"measured at {c['rate_eps']:g} events/s: {c['requests'] / c['events']:.1f} "
+                "requests per event (the window is short, so it wobbles)"
+            )
+    return fb
+
+
+def check_break_even_rate(fn: Callable) -> Feedback:
+    """In depth, Exercise 2: ``break_even_rate(poll_bytes, push_bytes, interval_s)``."""
+    fb = Feedback("Exercise 2: the break-even rate")
+    cases = [
+        ((400, 40, 0.05), 200.0, "400 / (40 x 0.05): above 200 events/s polling is cheaper"),
+        ((400, 40, 1.0), 10.0, "poll once a second: break-even at 10 events/s"),
+        (
+            (300, 30, 0.5),
+            20.0,
+            "the interval matters: polling twice a second breaks even at 20 events/s",
+        ),
+    ]
+    bad = [(0, 40, 0.05), (400, 0, 0.05), (400, 40, 0)]
+    _numeric_cases(fb, fn, "break_even_rate", cases, bad)
+    if fb.passed:
+        fb.note("poll_bytes / (rate x interval) = push_bytes, solved for the rate")
+    return fb

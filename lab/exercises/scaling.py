@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from servers.wsframes import encode_text_frame
+from typing import Any
 
 from . import Feedback
 
@@ -41,34 +40,50 @@ def check_max_connections(fn: Callable, measured_kib: float | None = None) -> Fe
     return fb
 
 
-def check_encode_frame(fn: Callable[[str], bytes]) -> Feedback:
-    """Exercise 2: ``fn(text)`` -> one unmasked WebSocket text frame."""
-    fb = Feedback("Exercise 2: encode a frame once")
+def check_fanout_handler(handler: type) -> Feedback:
+    """Exercise 2: a tiny fan-out handler whose ``broadcast`` builds the frame once.
+
+    Runs ``handler`` (``lab.lessons.fanout_tiny.app_for``) with three clients:
+    every client must receive each event, no client may be framed on its own
+    (``write_message`` per client is the naive way), and a client that leaves
+    must leave the set."""
+    from lab.lessons import fanout_tiny
+    from servers import runtime
+
+    fb = Feedback("Exercise 2: encode the frame once, in the handler")
+    framed_per_client = []
+
+    class Watched(handler):  # counts the per-client framing the exercise removes
+        def write_message(self, *args: Any, **kwargs: Any) -> Any:
+            framed_per_client.append(1)
+            return super().write_message(*args, **kwargs)
+
+    server = runtime.start("exercise-fanout", fanout_tiny.app_for(Watched))
+    clients: list = []
     try:
-        hello = fn("Hello")
-    except Exception as exc:
-        return fb.fail(f'encode_frame("Hello") raised {exc!r}')
-    if not isinstance(hello, (bytes, bytearray)):
-        return fb.fail(f"it should return bytes, got {type(hello).__name__}")
-    want = bytes.fromhex("810548656c6c6f")
-    if bytes(hello) != want:
-        if len(hello) > 1 and hello[1] & 0x80:
-            return fb.fail("the MASK bit is set: servers must not mask their frames (RFC 6455 5.1)")
-        return fb.fail(
-            f'encode_frame("Hello") is {bytes(hello).hex(" ")}, the RFC says {want.hex(" ")}'
-        )
-    for text, hint in [
-        ("x" * 125, "125 bytes still fits in the 7-bit length"),
-        ("x" * 126, "126 bytes: length byte 126, then a 2-byte big-endian length"),
-        ("x" * 65535, "65535 bytes: still the 2-byte form"),
-        ("x" * 65536, "65536 bytes: length byte 127, then an 8-byte big-endian length"),
-        ("héllo wörld ✓", "the length counts UTF-8 bytes, not characters"),
-    ]:
-        try:
-            got = bytes(fn(text))
-        except Exception as exc:
-            return fb.fail(f"a {len(text)}-character text raised {exc!r} ({hint})")
-        if got != encode_text_frame(text):
-            return fb.fail(f"wrong frame for a {len(text.encode())}-byte text: {hint}")
-    fb.note("every length form is right: this is the frame the encode-once mode writes to all")
+        clients = fanout_tiny.join(server, 3)
+        first = server.publish("news", {"text": "x" * 200})  # 200+ bytes: the 2-byte length form
+        if not all(c.recorder.wait_for(first.seq, timeout=3) for c in clients):
+            got = sum(c.recorder.highest_seq >= first.seq for c in clients)
+            return fb.fail(
+                f"{got} of 3 clients received the event {server.state.errors}: is the frame "
+                "valid (encode_text_frame(event.to_json())) and written to every client?"
+            )
+        if framed_per_client:
+            return fb.fail(
+                f"write_message ran {len(framed_per_client)} times for one event: each call "
+                "frames the text again. Build the frame once with encode_text_frame and write "
+                "the same bytes to each client.ws_connection.stream"
+            )
+        if not fanout_tiny.leave(server, clients, 1):
+            return fb.fail("a client left but is still in the set: keep on_close's discard")
+        second = server.publish("news", {"text": "after one left"})
+        if not all(c.recorder.wait_for(second.seq, timeout=3) for c in clients[1:]):
+            return fb.fail(
+                f"after one client left the others missed an event {server.state.errors}"
+            )
+    finally:
+        fanout_tiny.stop(clients)
+        server.stop()
+    fb.note("every client got every event, from one frame built once per event")
     return fb

@@ -220,3 +220,60 @@ def stuck_websocket(url: str) -> socket.socket:
         sock.close()
         raise ConnectionError(f"no upgrade: {head.splitlines()[0]!r}")
     return sock
+
+
+def fanout_table(rows: list[dict[str, Any]]) -> str:
+    """``measure_fanout``'s rows as a Markdown table."""
+    head = (
+        "| N | mode | server fan-out (ms) | client p50 (ms) | client p99 (ms) | delivered |\n"
+        "|---:|---|---:|---:|---:|---:|\n"
+    )
+    return head + "\n".join(
+        f"| {r['n']} | {r['mode']} | {r['fanout_ms']:.2f} | {r['p50_ms']:.1f} | "
+        f"{r['p99_ms']:.1f} | {r['delivered_min']}/{r['clients']} |"
+        for r in rows
+    )
+
+
+def benchmark_results() -> dict | None:
+    """``benchmarks/results/scaling.json`` (the 10,000-connection run), if present."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "scaling.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+@dataclass
+class SlowConsumer:
+    grown_mib: float  # the server's memory growth meanwhile
+    cut: int  # slow consumers the server cut
+    kept_up: Any  # the reader's ``Delivery`` for the last event
+
+
+def slow_consumer(server: Any, budget: int = 256 * 1024) -> SlowConsumer:
+    """One client that never reads, one that keeps up; 100 x 100 events of
+    ~2 KB (20 MB for each client) from an in-process fan-out server, with a
+    ``max_pending_bytes`` budget (restored afterwards)."""
+    from lab.scale.loadgen import LoadGenerator
+    from servers import fanout
+
+    fanout.set_max_pending_bytes(server, budget)
+    cut_before = fanout.stats(server)["slow_consumers"]
+    stuck = stuck_websocket(server.url)  # connects, then never reads
+    reader = LoadGenerator(server.url, kind="ws", processes=1).start()
+    try:
+        reader.connect(1, progress=False)
+        pad = {"pad": "x" * 2000}  # one ~2 KB payload, shared by every event
+        before = snapshot()
+        for _ in range(100):
+            for _ in range(100):  # 200 KB: less than the budget, even if the kernel held none
+                last = server.publish("big", pad).seq
+            kept_up = reader.report(last, timeout=10)  # next batch once the reader has this one
+        grown = (snapshot().rss_bytes - before.rss_bytes) / 2**20
+        cut = fanout.stats(server)["slow_consumers"] - cut_before
+    finally:
+        stuck.close()
+        reader.close()
+        fanout.set_max_pending_bytes(server, fanout.MAX_PENDING_BYTES)
+    return SlowConsumer(grown, cut, kept_up)

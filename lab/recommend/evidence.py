@@ -50,6 +50,7 @@ def E(notebook: str, heading: str) -> Evidence:
 
 NB00, NB01, NB02 = "00_start_here.ipynb", "01_webhooks.ipynb", "02_websockets.ipynb"
 NB03, NB04, NB05 = "03_http_streaming.ipynb", "04_scaling.ipynb", "05_choosing.ipynb"
+NB05D = "05_choosing_in_depth.ipynb"
 
 # The sections of this collection that the rules and the matrix cite.
 POLL_SIDE_BY_SIDE = E(NB00, "Polling and push, side by side")
@@ -83,7 +84,7 @@ SC_SCALEOUT = E(NB04, "Scale-out across processes")
 SC_FAILOVER = E(NB04, "Failover and graceful draining")
 CH_LATENCY = E(NB05, "Latency side by side")
 CH_BYTES = E(NB05, "Bytes on the wire per event")
-CH_RATE = E(NB05, "Cost as the event rate grows")
+CH_RATE = E(NB05D, "Cost as the event rate grows")
 
 
 def notebook_headings(notebook: str) -> set[str]:

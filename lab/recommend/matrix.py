@@ -65,7 +65,11 @@ FEATURES: dict[str, dict[str, tuple[str, Evidence]]] = {
         ("POSTs pass; the receiver must be reachable (no NAT)", WH_CHOOSE),
         ("works where Upgrade is proxied (jupyter-server-proxy does)", WS_TLS),
         ("held until the response ends", ST_BUFFERING),
-        ("live when Accept is text/event-stream", ST_BUFFERING),
+        (
+            "live through jupyter-server-proxy (Accept: text/event-stream); "
+            "nginx needs X-Accel-Buffering: no; many proxies buffer it",
+            ST_BUFFERING,
+        ),
     ),
     "Survives a dropped connection without loss": _row(
         ("yes: next poll asks after=last seq", POLL_DROP),

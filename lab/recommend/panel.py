@@ -87,6 +87,15 @@ class RecommenderPanel:
             behind_proxies=self.proxies.value,
         )
 
+    def set_needs(self, needs: Needs) -> None:
+        """Set every control from ``needs`` (what a learner does by clicking)."""
+        self.consumer.value = needs.consumer
+        self.sends.value = needs.consumer_sends
+        self.offline.value = needs.must_survive_offline
+        self.rate.value = max(needs.events_per_second, 0.01)
+        self.mobile.value = needs.mobile
+        self.proxies.value = needs.behind_proxies
+
     def _update(self, _change: object = None) -> None:
         self.recommendation = recommend(self.needs())
         self.answer.value = recommendation_html(self.recommendation)

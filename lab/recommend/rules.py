@@ -109,12 +109,13 @@ RULES: tuple[Rule, ...] = (
         (WH_REGISTER, WH_WIRE, WH_RETRIES),
     ),
     Rule(
-        "one-way to a browser, or through buffering proxies",
+        "one-way to a browser, and everything else",
         lambda n: True,
         "sse",
         "Built into every browser (EventSource), reconnects by itself and resumes with "
-        "Last-Event-ID; proxies that buffer ordinary responses pass text/event-stream "
-        "through live (jupyter-server-proxy does, nginx with X-Accel-Buffering: no).",
+        "Last-Event-ID. Through proxies it is not a sure thing: it passed jupyter-server-proxy "
+        "because the browser sends Accept: text/event-stream, nginx buffers it unless the "
+        "response carries X-Accel-Buffering: no, and many corporate proxies buffer it too.",
         (ST_FEED, ST_RESUME, ST_BUFFERING),
     ),
 )
@@ -156,8 +157,10 @@ CAVEATS: tuple[Caveat, ...] = (
     Caveat(
         "high-rate server consumer behind proxies",
         lambda n, t: n.consumer == "server" and n.high_rate and n.behind_proxies and t == "sse",
-        "A buffering proxy holds a chunked NDJSON response until it ends; SSE's "
-        "text/event-stream is passed through live, so it is the safer stream here.",
+        "A buffering proxy holds a chunked NDJSON response until it ends. SSE fares better "
+        "only where the proxy treats text/event-stream as a stream (jupyter-server-proxy "
+        "does; nginx needs X-Accel-Buffering: no; many corporate proxies buffer it too): "
+        "test through your proxy, and keep a polling fallback.",
         (ST_BUFFERING,),
     ),
     Caveat(
