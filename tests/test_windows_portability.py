@@ -110,7 +110,6 @@ ALLOWED: dict[tuple[str, str], tuple[str | None, str]] = {
     ("benchmarks/streaming.py", "text I/O without encoding"): ASCII_JSON,
     ("benchmarks/webhooks.py", "text I/O without encoding"): ASCII_JSON,
     ("benchmarks/scaling.py", "text I/O without encoding"): ASCII_JSON,
-    ("notebooks/03_http_streaming.ipynb", "text I/O without encoding"): ASCII_JSON,
     ("benchmarks/scaling.py", "psutil num_fds"): (
         None,
         "KNOWN GAP (benchmark only, not used by notebooks or tests): counts the server "

@@ -1,10 +1,16 @@
-"""Checkers for notebook 03's exercises (HTTP streaming and SSE)."""
+"""Checkers for notebook 03's exercises (HTTP streaming and SSE), core and in depth."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
+import requests
 import sseclient
+import tornado.web
+
+from lab.waiting import wait_until
+from servers.server_thread import ServerThread
 
 from . import Feedback
 
@@ -102,6 +108,7 @@ def check_reconnect_plan(fn: Callable) -> Feedback:
         ((200, "text/event-stream; charset=utf-8", "41", 300), 0.3, "41"),
         ((None, None, None, 1000), 1.0, None),
     ]
+    go_cases.append(((None, None, "", 1000), 1.0, None))  # nothing received yet: empty id
     for args, delay, last_id in go_cases:
         try:
             got = fn(*args)
@@ -125,7 +132,10 @@ def check_reconnect_plan(fn: Callable) -> Feedback:
                 f"fn{args}: delay {delay_s!r} s, expected {delay} s (retry: is in milliseconds)"
             )
         if last_id is None and "last-event-id" in headers:
-            fb.fail(f"fn{args}: with no event received yet, send no Last-Event-ID header")
+            fb.fail(
+                f"fn{args}: with no id yet (None or empty), send no Last-Event-ID header: "
+                "the spec adds it only when the last event ID is not empty"
+            )
         if last_id is not None and headers.get("last-event-id") != last_id:
             fb.fail(
                 f"fn{args}: headers should carry Last-Event-ID: {last_id}, so the server "
@@ -138,4 +148,87 @@ def check_reconnect_plan(fn: Callable) -> Feedback:
             )
     if fb.passed:
         fb.note("stops on 204 and other failures, resumes with Last-Event-ID after retry: ms")
+    return fb
+
+
+def _read_sse(server: ServerThread, headers: dict, publish: Callable[[], None], want: int) -> dict:
+    """GET the handler; once it has subscribed, ``publish()`` (on a thread, so
+    a handler that sends its headers only with the first event works too);
+    read up to ``want`` events, or until nothing comes for 0.6 s."""
+    out: dict = {"status": None, "type": "", "events": [], "error": None}
+    subscribers = lambda: server.call(lambda: server.hub.subscriber_count)  # noqa: E731
+    before = subscribers()
+
+    def publish_once_subscribed() -> None:
+        if wait_until(lambda: subscribers() > before, timeout=2):
+            publish()
+
+    publisher = threading.Thread(target=publish_once_subscribed, name="exercise-publish")
+    publisher.start()
+    try:
+        with requests.get(
+            f"{server.url}/sse", headers=headers, stream=True, timeout=(2, 0.6)
+        ) as resp:
+            out["status"], out["type"] = resp.status_code, resp.headers.get("Content-Type", "")
+            if resp.status_code == 200:
+                last_id = None
+                for message in sseclient.SSEClient(resp.iter_content(chunk_size=None)).events():
+                    last_id = message.id if message.id is not None else last_id
+                    out["events"].append(last_id)
+                    if len(out["events"]) >= want:
+                        break
+    except requests.RequestException as exc:
+        out["error"] = type(exc).__name__
+    publisher.join()
+    return out
+
+
+def check_resumable_sse(handler: type) -> Feedback:
+    """Core exercise 1: ``handler`` (a RequestHandler taking ``hub``) sends
+    ``id:`` on every event and replays what came after ``Last-Event-ID``."""
+    fb = Feedback("Exercise 1: make the tiny handler resumable")
+    app = lambda hub: tornado.web.Application([(r"/sse", handler, {"hub": hub})])  # noqa: E731
+    server = ServerThread(app, name="exercise-sse").start()
+    try:
+        for n in range(5):
+            server.publish("price.tick", {"n": n})  # events 1..5, before anyone connects
+
+        def live() -> None:
+            server.publish("price.tick", {"live": 1})
+            server.publish("price.tick", {"live": 2})
+
+        back = _read_sse(server, {"Last-Event-ID": "2"}, live, want=5)
+        fresh = _read_sse(server, {}, live, want=2)
+    finally:
+        server.stop()
+    for name, got in (("with Last-Event-ID: 2", back), ("without Last-Event-ID", fresh)):
+        if got["status"] is None:
+            return fb.fail(
+                f"a request {name} got no answer ({got['error']}): nothing reached the "
+                "client within 2 s. Did you flush()?"
+            )
+        if got["status"] != 200 or not got["type"].startswith("text/event-stream"):
+            return fb.fail(
+                f"a request {name} got {got['status']} {got['type']!r}, not 200 "
+                "text/event-stream (read the server's traceback above)"
+            )
+    ids = back["events"]
+    if ids and all(i is None for i in ids):
+        return fb.fail("no event carries an `id:` line: the client has nothing to send back")
+    if ids == ["6", "7"]:
+        return fb.fail(
+            "Last-Event-ID: 2 was ignored: events 3, 4 and 5 never came. Replay them from "
+            "self.hub.log.since(2) before the live ones"
+        )
+    if len(set(ids)) < len(ids):
+        fb.fail(f"some events came twice ({ids}): skip what you replayed already")
+    elif ids != ["3", "4", "5", "6", "7"]:
+        fb.fail(f"a client back with Last-Event-ID: 2 read ids {ids}, not 3, 4, 5, 6, 7")
+    if fresh["events"] != ["8", "9"]:
+        fb.fail(
+            f"a new client (no Last-Event-ID) read ids {fresh['events']}, not the live 8, 9: "
+            "a client that saw nothing yet starts live, it did not ask for the whole log"
+        )
+    if fb.passed:
+        fb.note("replays 3, 4, 5 after Last-Event-ID: 2, then goes live, each event once")
     return fb

@@ -8,8 +8,10 @@
 * ``JupyterServerProxy`` (``lab/scale/jupyter_proxy.py``): a real
   jupyter_server with jupyter-server-proxy in a subprocess (the proxy Binder
   users go through), for the measured run; ``proxy_runs`` measures through it.
-* ``HeartbeatPanel``: a slider that sets the server's heartbeat interval,
-  with the heartbeat and watchdog counters.
+* **Break it**: ``watch(server, paths)`` puts a kernel SSE client and an
+  arrival panel on each path of a server whose handler was broken on purpose.
+
+The in-depth companion's helpers are in ``lab/lessons/http_streaming_in_depth.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 import sseclient
 
+from lab.clients.sse import ReconnectingSSEClient
+from lab.recorder import ArrivalRecorder
 from lab.waiting import wait_until
+from lab.widgets import ArrivalPanel
 from servers.events import Event
 from servers.runtime import ServerThread
 
@@ -193,57 +199,60 @@ def proxy_runs(
     return runs
 
 
-# -- heartbeats ----------------------------------------------------------------------
+# -- break it on purpose ---------------------------------------------------------------
 
 
-class HeartbeatPanel:
-    """A slider for the server's heartbeat interval and what it caused.
+class Watcher:
+    """A kernel SSE client on one path of ``server`` and its arrival panel,
+    with the body bytes it received (events or not)."""
 
-    ``interval.value = 0.2`` is the programmatic twin of moving the slider;
-    0 turns heartbeats off. The counters show heartbeats the server sent,
-    heartbeats the client saw, and the client's watchdog reconnections.
-    """
-
-    def __init__(self, feed, client) -> None:
-        import ipywidgets as w
-
-        self.feed = feed
-        self.client = client
-        self.interval = w.FloatSlider(
-            value=min(feed.heartbeat_s, 5.0),  # shows the feed's setting; moving it changes it
-            min=0.0,
-            max=5.0,
-            step=0.1,
-            description="heartbeat every (s)",
-            style={"description_width": "initial"},
+    def __init__(self, server: ServerThread, path: str) -> None:
+        recorder = ArrivalRecorder(path, server.hub.log.last_seq + 1)
+        # No watchdog: a stream that sends nothing must stay open for the demo.
+        self.client = ReconnectingSSEClient(server.url, path, watchdog_s=None, recorder=recorder)
+        self.panel = ArrivalPanel(
+            recorder, sent=lambda: server.hub.log.last_seq, extra=lambda: {"bytes": self.bytes}
         )
-        self.status = w.HTML()
-        self.refresh_button = w.Button(description="Refresh counters", icon="refresh")
-        self.refresh_button.on_click(lambda _: self.refresh())
-        self.interval.observe(self._on_change, names="value")
-        self.widget = w.VBox([w.HBox([self.interval, self.refresh_button]), self.status])
-        self.refresh()
+        self.widget = self.panel.widget
+        self.client.start()
 
-    def _on_change(self, change: dict) -> None:
-        self.feed.heartbeat_s = float(change["new"])
-        self.refresh()
+    @property
+    def bytes(self) -> int:
+        tap = self.client._tap  # the open connection's byte count (lab/clients/sse.py RawTap)
+        return self.client.bytes_received + (tap.bytes if tap is not None else 0)
 
-    def counts(self) -> dict:
-        return {
-            "heartbeats sent": self.feed.heartbeats_sent,
-            "heartbeats seen by client": self.client.live_heartbeats,
-            "watchdog reconnects": self.client.watchdog_reconnects,
-            "connections": self.client.connections,
-        }
+    def stop(self) -> None:
+        self.panel.refresh()
+        self.panel.close()
+        self.client.stop()
 
-    def refresh(self) -> None:
-        cells = "".join(
-            f"<td style='padding:0 8px'>{html.escape(k)}<br><b>{v}</b></td>"
-            for k, v in self.counts().items()
-        )
-        self.status.value = f"<table><tr>{cells}</tr></table>"
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+def watch(server: ServerThread, paths: list[str]) -> list[Watcher]:
+    """One ``Watcher`` per path; returns once the server holds a subscription for each."""
+    before = server.call(lambda: server.hub.subscriber_count)
+    watchers = [Watcher(server, path) for path in paths]
+    wait_until(lambda: server.call(lambda: server.hub.subscriber_count) >= before + len(paths))
+    return watchers
 
-        display(self.widget)
+
+def table(rows: list[dict]):
+    """A list of dicts as an HTML table."""
+    from IPython.display import HTML
+
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>"
+        for r in rows
+    )
+    return HTML(f"<table><tr>{head}</tr>{body}</table>")
+
+
+def stored_proxy_table():
+    """The stored measurement through a real jupyter-server-proxy
+    (``python -m benchmarks.streaming``), as a table."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "streaming.json"
+    stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    rows = stored.get("buffering", {}).get("jupyter_server_proxy")
+    if not rows:
+        return "no stored measurement: run python -m benchmarks.streaming"
+    return table(rows)

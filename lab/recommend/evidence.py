@@ -51,6 +51,7 @@ def E(notebook: str, heading: str) -> Evidence:
 NB00, NB01, NB02 = "00_start_here.ipynb", "01_webhooks.ipynb", "02_websockets.ipynb"
 NB03, NB04, NB05 = "03_http_streaming.ipynb", "04_scaling.ipynb", "05_choosing.ipynb"
 NB05D = "05_choosing_in_depth.ipynb"
+NB03D = "03_http_streaming_in_depth.ipynb"
 
 # The sections of this collection that the rules and the matrix cite.
 POLL_SIDE_BY_SIDE = E(NB00, "Polling and push, side by side")
@@ -75,9 +76,9 @@ WS_MOBILE = E(NB02, "The mobile lesson: keepalive pings or close when idle?")
 ST_FEED = E(NB03, "A live feed, two ways")
 ST_WIRE = E(NB03, "On the wire")
 ST_RESUME = E(NB03, "Resume with Last-Event-ID")
-ST_HEARTBEAT = E(NB03, "Heartbeats and the watchdog")
+ST_HEARTBEAT = E(NB03D, "Heartbeats and the watchdog")
 ST_BUFFERING = E(NB03, "The buffering trap, measured")
-ST_SECURE = E(NB03, "Securing a stream")
+ST_SECURE = E(NB03D, "Securing a stream")
 SC_CONNECTIONS = E(NB04, "One process, N connections")
 SC_FANOUT = E(NB04, "Fan-out cost against N")
 SC_SCALEOUT = E(NB04, "Scale-out across processes")

@@ -6,6 +6,6 @@ def reconnect_plan(status, content_type, last_event_id, retry_ms):
         if (content_type or "").split(";")[0].strip().lower() != "text/event-stream":
             return None
     headers = {"Accept": "text/event-stream"}
-    if last_event_id is not None:
+    if last_event_id:  # the spec sends Last-Event-ID only when it is not empty
         headers["Last-Event-ID"] = last_event_id
     return retry_ms / 1000, headers
