@@ -3,11 +3,18 @@ mode selector (down really stops the server), wire view, timeline, checkers."""
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import requests
+import tornado.web
 
 from lab.exercises import load_solution
-from lab.exercises.webhooks import check_backoff_delays, check_verify_webhook
+from lab.exercises.webhooks import (
+    check_backoff_delays,
+    check_order_receiver,
+    check_verify_webhook,
+)
 from lab.lessons.webhooks import (
     DeadLetterPanel,
     FailureModeSelector,
@@ -102,3 +109,39 @@ def test_checkers_accept_solutions_and_reject_wrong_answers():
         lambda a, b, f, c, j, r: [0.0] + [min(c, b * f**i) for i in range(a - 1)]
     )
     assert not no_jitter and "jitter" in str(no_jitter)
+
+
+def test_receiver_checker_accepts_the_solution_and_rejects_wrong_handlers():
+    """Notebook 01's server-code exercise, tested both ways."""
+    solution = load_solution("01_fix_receiver")["OrderReceiver"]
+    assert check_order_receiver(solution)
+
+    class Trusting(tornado.web.RequestHandler):  # the exercise's starting point
+        def initialize(self, secret, seen, process):
+            self.process = process
+
+        def post(self):
+            self.process(json.loads(self.request.body))
+            self.finish({"status": "accepted"})
+
+    class Forgetful(solution):  # verifies, but remembers no id: a retry is processed again
+        def initialize(self, secret, seen, process):
+            super().initialize(secret, set(), process)
+
+    class Reserialising(solution):  # verifies parsed-and-dumped JSON, not the raw bytes
+        def post(self):
+            self.request.body = json.dumps(json.loads(self.request.body)).encode()
+            super().post()
+
+    class Accepting(solution):  # remembers ids but answers 200 to everything
+        def post(self):
+            doc = json.loads(self.request.body)
+            if self.request.headers["webhook-id"] not in self.seen:
+                self.seen.add(self.request.headers["webhook-id"])
+                self.process(doc)
+            self.finish({})
+
+    assert "processed 2" in str(check_order_receiver(Trusting))
+    assert "retry" in str(check_order_receiver(Forgetful))
+    assert "answered 401" in str(check_order_receiver(Reserialising))
+    assert "forged signature: answered 200" in str(check_order_receiver(Accepting))
