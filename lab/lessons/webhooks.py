@@ -16,7 +16,7 @@ should get) is in ``lab/recorder.py``; ``request_view`` (the exact bytes of
 one delivery request) in ``lab/wire/http.py``.
 
 Widgets are updated by setting trait values only (safe from any thread);
-every control has a programmatic twin a cell can use.
+a cell acts on a control only when the learner has not (``ensure``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 import ipywidgets as w
 import psutil
 
+from lab.turn import act_unless_done
 from lab.widgets import Throttle
 from servers.webhooks.receipts import Receipt
 from servers.webhooks.receiver import Receiver
@@ -63,6 +64,12 @@ class FailureModeSelector:
                     self.server.start()  # back on the same port
                 self.receiver.set_mode(mode, self.flaky.value)
         self._show()
+
+    def ensure(self, mode: str) -> str:
+        """The learner's turn (``lab.turn.act_unless_done``): pick ``mode`` only
+        if the learner has not picked it already; a sentence saying who did."""
+        done = lambda: self.mode.value == mode  # noqa: E731
+        return act_unless_done(done, lambda: setattr(self.mode, "value", mode), f"receiver {mode}")
 
     def _show(self) -> None:
         up = "listening" if self.server.running else "<b style='color:#b00'>stopped</b>"
