@@ -13,6 +13,7 @@ from lab.exercises import load_solution
 from lab.exercises.webhooks import (
     check_backoff_delays,
     check_order_receiver,
+    check_url_refusal,
     check_verify_webhook,
 )
 from lab.lessons.webhooks import (
@@ -145,3 +146,15 @@ def test_receiver_checker_accepts_the_solution_and_rejects_wrong_handlers():
     assert "retry" in str(check_order_receiver(Forgetful))
     assert "answered 401" in str(check_order_receiver(Reserialising))
     assert "forged signature: answered 200" in str(check_order_receiver(Accepting))
+
+
+def test_url_refusal_checker_accepts_the_solution_and_rejects_wrong_answers():
+    assert check_url_refusal(load_solution("01_url_refusal")["refuse_reason"])
+    assert not check_url_refusal(lambda url, addresses: None)  # calls anything
+    only_global = load_solution("01_url_refusal")["ipaddress"]
+
+    def forgets_multicast(url, addresses):
+        return next((a for a in addresses if not only_global.ip_address(a).is_global), None)
+
+    feedback = check_url_refusal(forgets_multicast)
+    assert not feedback and "is_multicast" in str(feedback)

@@ -241,3 +241,41 @@ def reference_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -
     key = base64.b64decode(secret.removeprefix("whsec_"))
     mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
+
+
+URL_CASES = [  # (url, resolved addresses, must be refused)
+    ("https://hooks.example.com/in", ["93.184.216.34"], False),
+    ("http://hooks.example.com/in", ["93.184.216.34", "2606:2800:220:1::1946"], False),
+    ("ftp://hooks.example.com/in", ["93.184.216.34"], True),
+    ("http://user:pw@hooks.example.com/in", ["93.184.216.34"], True),
+    ("http://10.0.0.5/admin", ["10.0.0.5"], True),
+    ("http://169.254.169.254/latest/meta-data/", ["169.254.169.254"], True),
+    ("http://localhost:8000/hook", ["127.0.0.1", "::1"], True),
+    ("http://mixed.example.com/in", ["93.184.216.34", "192.168.1.1"], True),
+    ("http://cgnat.example.com/in", ["100.64.0.7"], True),
+    ("http://group.example.com/in", ["224.0.0.1"], True),
+]
+
+
+def check_url_refusal(fn: Callable[[str, list[str]], str | None]) -> Feedback:
+    """In-depth exercise 2: ``fn(url, addresses)`` returns a reason to refuse
+    (a string) or None when the provider may POST there."""
+    fb = Feedback("Exercise 2: refuse dangerous URLs")
+    for url, addresses, refuse in URL_CASES:
+        try:
+            reason = fn(url, list(addresses))
+        except Exception as exc:
+            fb.fail(f"{url} {addresses}: your function raised {type(exc).__name__}: {exc}")
+            continue
+        if refuse and not reason:
+            fb.fail(f"{url} resolving to {addresses} must be refused")
+        elif not refuse and reason:
+            fb.fail(f"{url} resolving to {addresses} is public: refused with {reason!r}")
+    if any("224.0.0.1" in m for m in fb.messages):
+        fb.note("ipaddress counts multicast as is_global: check is_multicast too")
+    if fb.passed:
+        fb.note(
+            "all 10 right; the provider also refuses 6to4/Teredo addresses that hide a private "
+            "IPv4 (servers/webhooks/ssrf.py) and checks again at every delivery"
+        )
+    return fb
