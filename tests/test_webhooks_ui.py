@@ -4,6 +4,7 @@ mode selector (down really stops the server), wire view, timeline, checkers."""
 from __future__ import annotations
 
 import json
+import os
 
 import matplotlib.pyplot as plt
 import requests
@@ -21,6 +22,7 @@ from lab.lessons.webhooks import (
     FailureModeSelector,
     ReceiptLog,
     delivery_timeline,
+    kernel_files,
 )
 from lab.recorder import ExpectedRecorder
 from lab.wire.http import request_view
@@ -158,3 +160,21 @@ def test_url_refusal_checker_accepts_the_solution_and_rejects_wrong_answers():
 
     feedback = check_url_refusal(forgets_multicast)
     assert not feedback and "is_multicast" in str(feedback)
+
+
+def test_mode_selector_ensure_acts_only_when_the_learner_did_not():
+    receiver = Receiver(signing.generate_secret())
+    with ServerThread(receiver.app_factory(), name="ui-ensure") as server:
+        modes = FailureModeSelector(receiver, server)
+        assert modes.ensure("500").startswith("Nobody did it yet") and receiver.mode == "500"
+        assert modes.ensure("500").startswith("You did it")
+        modes.close()
+
+
+def test_kernel_files_are_per_process_and_stale_ones_go(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stale = tmp_path / "webhooks-outbox-999999999.sqlite3"  # no such process
+    stale.write_bytes(b"x")
+    (outbox,) = kernel_files("outbox")
+    assert outbox.name == f"webhooks-outbox-{os.getpid()}.sqlite3"
+    assert not stale.exists() and not outbox.exists()
