@@ -3,16 +3,26 @@ mode selector (down really stops the server), wire view, timeline, checkers."""
 
 from __future__ import annotations
 
+import json
+import os
+
 import matplotlib.pyplot as plt
 import requests
+import tornado.web
 
 from lab.exercises import load_solution
-from lab.exercises.webhooks import check_backoff_delays, check_verify_webhook
+from lab.exercises.webhooks import (
+    check_backoff_delays,
+    check_order_receiver,
+    check_url_refusal,
+    check_verify_webhook,
+)
 from lab.lessons.webhooks import (
     DeadLetterPanel,
     FailureModeSelector,
     ReceiptLog,
     delivery_timeline,
+    kernel_files,
 )
 from lab.recorder import ExpectedRecorder
 from lab.wire.http import request_view
@@ -102,3 +112,69 @@ def test_checkers_accept_solutions_and_reject_wrong_answers():
         lambda a, b, f, c, j, r: [0.0] + [min(c, b * f**i) for i in range(a - 1)]
     )
     assert not no_jitter and "jitter" in str(no_jitter)
+
+
+def test_receiver_checker_accepts_the_solution_and_rejects_wrong_handlers():
+    """Notebook 01's server-code exercise, tested both ways."""
+    solution = load_solution("01_fix_receiver")["OrderReceiver"]
+    assert check_order_receiver(solution)
+
+    class Trusting(tornado.web.RequestHandler):  # the exercise's starting point
+        def initialize(self, secret, seen, process):
+            self.process = process
+
+        def post(self):
+            self.process(json.loads(self.request.body))
+            self.finish({"status": "accepted"})
+
+    class Forgetful(solution):  # verifies, but remembers no id: a retry is processed again
+        def initialize(self, secret, seen, process):
+            super().initialize(secret, set(), process)
+
+    class Reserialising(solution):  # verifies parsed-and-dumped JSON, not the raw bytes
+        def post(self):
+            self.request.body = json.dumps(json.loads(self.request.body)).encode()
+            super().post()
+
+    class Accepting(solution):  # remembers ids but answers 200 to everything
+        def post(self):
+            doc = json.loads(self.request.body)
+            if self.request.headers["webhook-id"] not in self.seen:
+                self.seen.add(self.request.headers["webhook-id"])
+                self.process(doc)
+            self.finish({})
+
+    assert "forged signature: answered 200" in str(check_order_receiver(Trusting))
+    assert "retry" in str(check_order_receiver(Forgetful))
+    assert "answered 401" in str(check_order_receiver(Reserialising))
+    assert "forged signature: answered 200" in str(check_order_receiver(Accepting))
+
+
+def test_url_refusal_checker_accepts_the_solution_and_rejects_wrong_answers():
+    assert check_url_refusal(load_solution("01_url_refusal")["refuse_reason"])
+    assert not check_url_refusal(lambda url, addresses: None)  # calls anything
+    only_global = load_solution("01_url_refusal")["ipaddress"]
+
+    def forgets_multicast(url, addresses):
+        return next((a for a in addresses if not only_global.ip_address(a).is_global), None)
+
+    feedback = check_url_refusal(forgets_multicast)
+    assert not feedback and "is_multicast" in str(feedback)
+
+
+def test_mode_selector_ensure_acts_only_when_the_learner_did_not():
+    receiver = Receiver(signing.generate_secret())
+    with ServerThread(receiver.app_factory(), name="ui-ensure") as server:
+        modes = FailureModeSelector(receiver, server)
+        assert modes.ensure("500").startswith("Nobody did it yet") and receiver.mode == "500"
+        assert modes.ensure("500").startswith("You did it")
+        modes.close()
+
+
+def test_kernel_files_are_per_process_and_stale_ones_go(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stale = tmp_path / "webhooks-outbox-999999999.sqlite3"  # no such process
+    stale.write_bytes(b"x")
+    (outbox,) = kernel_files("outbox")
+    assert outbox.name == f"webhooks-outbox-{os.getpid()}.sqlite3"
+    assert not stale.exists() and not outbox.exists()

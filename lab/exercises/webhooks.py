@@ -6,10 +6,16 @@ import base64
 import hashlib
 import hmac
 import inspect
+import json
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 
+import requests
+import tornado.web
+
+from servers.runtime import ServerThread
 from servers.webhooks import signing
 
 from . import Feedback
@@ -127,6 +133,59 @@ def check_verify_webhook(fn: Callable[[str, dict, bytes, float], bool]) -> Feedb
     return fb
 
 
+ORDER = b'{"type":"order.paid","data":{"order":7}}'  # compact, as providers send it
+
+
+def check_order_receiver(handler: type) -> Feedback:
+    """Exercise 1: ``handler`` (a RequestHandler taking ``secret``, ``seen`` and
+    ``process``) runs in a real server and gets six POSTs: authentic ones are
+    processed once each, a retry is not processed again; forged, tampered and old
+    ones get 401."""
+    fb = Feedback("Exercise 1: fix the receiver")
+    secret, done = signing.generate_secret(), []
+    routes = [("/webhook", handler, {"secret": secret, "seen": set(), "process": done.append})]
+    old = int(time.time()) - 600
+    cases = [  # (what, headers, body, status class wanted, processed so far)
+        ("an authentic delivery", signing.sign_headers(secret, "msg_1", ORDER), ORDER, 2, 1),
+        ("a forged signature", {**signing.sign_headers(secret, "msg_2", ORDER),
+                                "webhook-signature": "v1," + "A" * 43 + "="}, ORDER, 401, 1),
+        ("a tampered body", signing.sign_headers(secret, "msg_3", ORDER),
+         ORDER.replace(b"7", b"8"), 401, 1),
+        ("a capture replayed 10 minutes later", signing.sign_headers(secret, "msg_4", ORDER, old),
+         ORDER, 401, 1),
+        ("the same delivery sent again (a retry)", signing.sign_headers(secret, "msg_1", ORDER),
+         ORDER, 2, 1),
+        ("a second authentic delivery", signing.sign_headers(secret, "msg_5", ORDER), ORDER, 2, 2),
+    ]  # fmt: skip
+    hints = {
+        "an authentic delivery": "verify the raw self.request.body; never re-serialised JSON",
+        "the same delivery sent again (a retry)": "remember each webhook-id in self.seen "
+        "and answer 200 without processing an id you have seen",
+        "a forged signature": "signing.verify raises signing.VerificationError: answer its "
+        ".status (401)",
+    }
+    quiet = {"log_function": lambda _handler: None}  # refusals are the point, not warnings
+    server = ServerThread(lambda hub: tornado.web.Application(routes, **quiet), name="wh-exercise")
+    with server:
+        for what, headers, body, want, processed in cases:
+            try:
+                got = requests.post(f"{server.url}/webhook", data=body, headers=headers, timeout=5)
+            except requests.RequestException as exc:
+                return fb.fail(f"{what}: no answer ({type(exc).__name__})")
+            server.call(lambda: None)  # work done after the answer has run by now
+            status_ok = got.status_code // 100 == 2 if want == 2 else got.status_code == want
+            if not status_ok:
+                wanted = "a 2xx" if want == 2 else str(want)
+                hint = hints.get(what, hints["a forged signature"])
+                return fb.fail(f"{what}: answered {got.status_code}, wanted {wanted} ({hint})")
+            if len(done) != processed:
+                hint = hints.get(what, "process only what passed the check")
+                return fb.fail(f"{what}: processed {len(done)} in all, wanted {processed} ({hint})")
+    if done and done[0] != json.loads(ORDER):
+        return fb.fail(f"process() got {done[0]!r}: pass it the parsed JSON body")
+    return fb.note("all 6 deliveries right: authentic once, retry absorbed, 3 attacks refused")
+
+
 def check_backoff_delays(fn: Callable[..., list], plot: bool = False) -> Feedback:
     """Exercise 2: ``fn(attempts, base, factor, cap, jitter, rng)`` returns the
     delay before each attempt: 0 first, then base * factor**i capped at ``cap``,
@@ -182,3 +241,41 @@ def reference_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -
     key = base64.b64decode(secret.removeprefix("whsec_"))
     mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
+
+
+URL_CASES = [  # (url, resolved addresses, must be refused)
+    ("https://hooks.example.com/in", ["93.184.216.34"], False),
+    ("http://hooks.example.com/in", ["93.184.216.34", "2606:2800:220:1::1946"], False),
+    ("ftp://hooks.example.com/in", ["93.184.216.34"], True),
+    ("http://user:pw@hooks.example.com/in", ["93.184.216.34"], True),
+    ("http://10.0.0.5/admin", ["10.0.0.5"], True),
+    ("http://169.254.169.254/latest/meta-data/", ["169.254.169.254"], True),
+    ("http://localhost:8000/hook", ["127.0.0.1", "::1"], True),
+    ("http://mixed.example.com/in", ["93.184.216.34", "192.168.1.1"], True),
+    ("http://cgnat.example.com/in", ["100.64.0.7"], True),
+    ("http://group.example.com/in", ["224.0.0.1"], True),
+]
+
+
+def check_url_refusal(fn: Callable[[str, list[str]], str | None]) -> Feedback:
+    """In-depth exercise 2: ``fn(url, addresses)`` returns a reason to refuse
+    (a string) or None when the provider may POST there."""
+    fb = Feedback("Exercise 2: refuse dangerous URLs")
+    for url, addresses, refuse in URL_CASES:
+        try:
+            reason = fn(url, list(addresses))
+        except Exception as exc:
+            fb.fail(f"{url} {addresses}: your function raised {type(exc).__name__}: {exc}")
+            continue
+        if refuse and not reason:
+            fb.fail(f"{url} resolving to {addresses} must be refused")
+        elif not refuse and reason:
+            fb.fail(f"{url} resolving to {addresses} is public: refused with {reason!r}")
+    if any("224.0.0.1" in m for m in fb.messages):
+        fb.note("ipaddress counts multicast as is_global: check is_multicast too")
+    if fb.passed:
+        fb.note(
+            "all 10 right; the provider also refuses 6to4/Teredo addresses that hide a private "
+            "IPv4 (servers/webhooks/ssrf.py) and checks again at every delivery"
+        )
+    return fb

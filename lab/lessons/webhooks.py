@@ -8,26 +8,33 @@
   status, latency.
 * ``DeadLetterPanel``: the provider's dead letters and a replay button.
 * ``delivery_timeline``: every attempt on a time axis, one row per message.
+* ``kernel_files``: this kernel's SQLite files (outbox, inboxes), emptied,
+  and the ones left behind by kernels that no longer run deleted.
 
 ``ExpectedRecorder`` (the recorder that knows which events the receiver
 should get) is in ``lab/recorder.py``; ``request_view`` (the exact bytes of
 one delivery request) in ``lab/wire/http.py``.
 
 Widgets are updated by setting trait values only (safe from any thread);
-every control has a programmatic twin a cell can use.
+a cell acts on a control only when the learner has not (``ensure``).
 """
 
 from __future__ import annotations
 
 import html
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+import psutil
 
+from lab.turn import act_unless_done
 from lab.widgets import Throttle
 from servers.webhooks.receipts import Receipt
 from servers.webhooks.receiver import Receiver
+from servers.webhooks.sqlitefiles import reset
 
 MODES = ("healthy", "500", "slow", "down", "flaky", "429", "410")
 
@@ -57,6 +64,12 @@ class FailureModeSelector:
                     self.server.start()  # back on the same port
                 self.receiver.set_mode(mode, self.flaky.value)
         self._show()
+
+    def ensure(self, mode: str) -> str:
+        """The learner's turn (``lab.turn.act_unless_done``): pick ``mode`` only
+        if the learner has not picked it already; a sentence saying who did."""
+        done = lambda: self.mode.value == mode  # noqa: E731
+        return act_unless_done(done, lambda: setattr(self.mode, "value", mode), f"receiver {mode}")
 
     def _show(self) -> None:
         up = "listening" if self.server.running else "<b style='color:#b00'>stopped</b>"
@@ -266,3 +279,17 @@ def html_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     )
     return f"<table style='font-size:12px'><tr>{head}</tr>{body}</table>"
+
+
+def kernel_files(*kinds: str) -> list[Path]:
+    """``webhooks-<kind>-<pid>.sqlite3`` for each kind, deleted for a fresh
+    start: one set per kernel process, so two kernels running the notebook
+    never share a file. Files of kernels that no longer run are deleted too."""
+    for old in Path().glob("webhooks-*-*.sqlite3"):
+        pid = old.stem.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+            reset(old)  # an interrupted run's file
+    paths = [Path(f"webhooks-{kind}-{os.getpid()}.sqlite3") for kind in kinds]
+    for path in paths:
+        reset(path)
+    return paths

@@ -49,6 +49,7 @@ def E(notebook: str, heading: str) -> Evidence:
 
 
 NB00, NB01, NB02 = "00_start_here.ipynb", "01_webhooks.ipynb", "02_websockets.ipynb"
+NB01D = "01_webhooks_in_depth.ipynb"
 NB03, NB04, NB05 = "03_http_streaming.ipynb", "04_scaling.ipynb", "05_choosing.ipynb"
 NB05D = "05_choosing_in_depth.ipynb"
 NB03D = "03_http_streaming_in_depth.ipynb"
@@ -59,12 +60,12 @@ POLL_COST = E(NB00, "Measuring what polling costs")
 POLL_DROP = E(NB00, "When the connection drops")
 WH_REGISTER = E(NB01, "Register a URL, receive a POST")
 WH_WIRE = E(NB01, "Signed deliveries on the wire")
-WH_ATTACKS = E(NB01, "Attacks: forged, replayed, duplicated")
+WH_ATTACKS = E(NB01D, "Attacks: forged, replayed, duplicated")
 WH_RETRIES = E(NB01, "When the receiver fails: retries, backoff and jitter")
-WH_DEAD = E(NB01, "Dead letters, Retry-After and 410")
+WH_DEAD = E(NB01D, "Dead letters, Retry-After and 410")
 WH_OUTBOX = E(NB01, "The durable outbox: a provider restart loses nothing")
-WH_SSRF = E(NB01, "Registration safety (SSRF)")
-WH_CHOOSE = E(NB01, "When to choose webhooks, and when not")
+WH_SSRF = E(NB01D, "Registration safety (SSRF)")
+WH_CHOOSE = E(NB01D, "When to choose webhooks, and when not")
 WS_ROOM = E(NB02, "A live room")
 WS_WIRE = E(NB02, "The protocol on the wire")
 WS_GUARD = E(NB02, "Guarding the door")
