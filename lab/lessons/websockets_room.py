@@ -4,25 +4,29 @@ The notebook shows the protocol (the tiny room, the hardened room's
 guards); what only wires it up lives here, one call per cell:
 
 * ``join(url, names, first)``: ``RoomClient`` members, started, connected;
+* ``come_back(member)``: a stopped member starts again, welcomed anew;
 * ``show_room(server, members, *extra)``: a trigger panel and one arrival
   panel per member (plus any extra widget, e.g. the browser member);
 * ``handshake(url, **kwargs)``: one upgrade attempt, as ``(status, reason)``;
+  ``rebinding(port)`` the headers a DNS-rebinding page sends, ``table`` the results;
 * ``capture_exchange(port, path)``: one connection's bytes through a
   counting relay, split into the HTTP heads and the decoded frames.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as w
 import websocket  # websocket-client
-from IPython.display import display
+from IPython.display import HTML, display
 
 from lab.clients.websocket import RoomClient
 from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
 from lab.widgets import ArrivalPanel, TriggerPanel, side_by_side
 from lab.wire.relay import CountingRelay
 from lab.wire.websocket import Frame, decode_frames
@@ -30,11 +34,20 @@ from lab.wire.websocket import Frame, decode_frames
 EVENT_TYPES = ["board.update", "room.announcement"]
 
 
-def join(url: str, names: list[str], first: int, **kwargs: Any) -> list[RoomClient]:
-    """One ``RoomClient`` per name, recording from seq ``first``, connected."""
+def join(
+    url: str, names: list[str], first: int, tokens: dict[str, str] | None = None
+) -> list[RoomClient]:
+    """One ``RoomClient`` per name, recording from seq ``first``, connected.
+
+    ``tokens``: the room's table (token -> user); each member uses its own."""
+    token_of = {user: token for token, user in (tokens or {}).items()}
     members = [
         RoomClient(
-            url, name=name, recorder=ArrivalRecorder(name, first), last_seq=first - 1, **kwargs
+            url,
+            token=token_of.get(name, "demo"),
+            name=name,
+            recorder=ArrivalRecorder(name, first),
+            last_seq=first - 1,
         )
         for name in names
     ]
@@ -43,6 +56,20 @@ def join(url: str, names: list[str], first: int, **kwargs: Any) -> list[RoomClie
     if not all(m.wait_connected() for m in members):
         raise RuntimeError(f"not every member joined {url}: {[m.errors[-1:] for m in members]}")
     return members
+
+
+def come_back(member: RoomClient, timeout: float = 5.0) -> bool:
+    """Start a stopped member again; True once the room has welcomed it anew.
+
+    The welcome is the room's first message after it has subscribed the new
+    connection, so from then on nothing published can pass the member by."""
+    before = _welcomes(member)
+    member.start()
+    return wait_until(lambda: _welcomes(member) > before, timeout)
+
+
+def _welcomes(member: RoomClient) -> int:
+    return sum(n.get("type") == "room.welcome" for n in list(member.notices))
 
 
 def show_room(
@@ -77,6 +104,20 @@ def handshake(url: str, **kwargs: Any) -> tuple[int, str]:
         return exc.status_code, reason
     ws.close()
     return 101, "upgraded"
+
+
+def rebinding(port: int) -> dict[str, str]:
+    """The headers of a DNS-rebinding page: its own name for 127.0.0.1, as Origin and Host."""
+    return {"origin": f"http://evil.example:{port}", "host": f"evil.example:{port}"}
+
+
+def table(attempts: dict[str, tuple[int, str]]) -> HTML:
+    """Handshake attempts as an HTML table: attempt, status, reason."""
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{s}</td><td>{html.escape(r)}</td></tr>"
+        for k, (s, r) in attempts.items()
+    )
+    return HTML(f"<table><tr><th>attempt</th><th>status</th><th>reason</th></tr>{rows}</table>")
 
 
 @dataclass
