@@ -137,7 +137,9 @@ class Exchange:
 def capture_exchange(port: int, path: str, text: str = "Hello") -> Exchange:
     """Connect through a counting relay, say ``text``, read two messages, close."""
     with CountingRelay(port, keep=8192) as relay:
-        ws = websocket.create_connection(f"ws://127.0.0.1:{relay.port}/{path}", timeout=5)
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{relay.port}/{path}", timeout=5, suppress_origin=True
+        )
         ws.recv()  # the welcome
         ws.send(json.dumps({"type": "say", "text": text}))
         ws.recv()  # the room's broadcast of it
