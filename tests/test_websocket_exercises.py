@@ -64,3 +64,27 @@ def test_backoff_checker():
         feedback = check_backoff(fn)
         assert not feedback and fragment in str(feedback), (fragment, str(feedback))
     assert stampede(lambda a, rng: 1.0) == 1000 and stampede(reference) < 250
+
+
+def test_door_checker_accepts_an_exact_allowlist_and_rejects_the_usual_mistakes():
+    from tornado.websocket import WebSocketHandler
+
+    from lab.exercises.websockets import check_door
+
+    assert check_door(load_solution("02_exact_origin")["ExactOrigin"])
+
+    def door(rule):
+        return type("Door", (WebSocketHandler,), {"check_origin": lambda self, o: rule(self, o)})
+
+    wrong = {
+        "allowed page itself": lambda self, o: WebSocketHandler.check_origin(self, o),  # default
+        "any other site": lambda self, o: True,  # the forum answer
+        "prefix test": lambda self, o: o.startswith("https://lab.example"),
+        "suffix test": lambda self, o: o.endswith("lab.example"),
+        "the scheme": lambda self, o: o.split("://")[-1] == "lab.example",
+        "raised": lambda self, o: 1 / 0,
+    }
+    for fragment, rule in wrong.items():
+        feedback = check_door(door(rule))
+        assert not feedback and fragment in str(feedback), (fragment, str(feedback))
+    assert "subclass" in str(check_door(object))

@@ -8,7 +8,13 @@ import random
 import statistics
 from collections.abc import Callable
 
+import websocket  # websocket-client
+from tornado.web import Application
+from tornado.websocket import WebSocketHandler
+
 from lab.wire.websocket import accept_value, encode_frame
+from servers import runtime
+from servers.websocket_strict import quiet_log
 
 from . import Feedback
 
@@ -163,3 +169,68 @@ def stampede(fn: Callable[[int, random.Random], float], clients: int = 1000) -> 
         at = fn(0, rng)
         windows[int(at / 0.1)] = windows.get(int(at / 0.1), 0) + 1
     return max(windows.values())
+
+
+ALLOWED = "https://lab.example"
+
+
+class _Welcome(WebSocketHandler):
+    """The room behind the door when the checker is given none."""
+
+    def initialize(self, hub) -> None:
+        self.hub = hub
+
+    def open(self) -> None:
+        self.write_message({"type": "room.welcome"})
+
+
+def _upgrade(url: str, **kwargs) -> int:
+    try:
+        websocket.create_connection(url, timeout=5, **kwargs).close()
+    except websocket.WebSocketBadStatusException as exc:
+        return exc.status_code
+    return 101
+
+
+def check_door(door: type, room: type | None = None) -> Feedback:
+    """Exercise 1: ``door`` is a ``WebSocketHandler`` whose ``check_origin``
+    lets in pages from exactly ``https://lab.example``; the checker puts it
+    in front of ``room`` (the notebook's tiny room) and tries handshakes.
+
+    Not tried: an ``Origin`` equal to ``Host`` (a DNS-rebinding page).
+    Tornado 6.6 admits it before ``check_origin`` is called, so no
+    ``check_origin`` can refuse it; the hardened room checks in ``prepare``."""
+    fb = Feedback("Exercise 1: a door that checks Origin exactly")
+    if not (isinstance(door, type) and issubclass(door, WebSocketHandler)):
+        return fb.fail("pass the class itself, a subclass of tornado.websocket.WebSocketHandler")
+    guarded = type("Guarded", (door, room or _Welcome), {})
+    server = runtime.start(
+        "ws-door-check",
+        lambda hub: Application([(r"/ws", guarded, {"hub": hub})], log_function=quiet_log),
+    )
+    url = f"{server.ws_url}/ws"
+    cases = [
+        (ALLOWED, 101, "the allowed page itself must get in"),
+        ("https://evil.example", 403, "any other site's page must get 403"),
+        ("https://lab.example.evil.net", 403,
+         "a prefix test (startswith, or 'in' a string) lets look-alike hosts in: compare exactly"),
+        ("https://notlab.example", 403, "a suffix test (endswith) lets look-alike hosts in"),
+        ("http://lab.example", 403, "the scheme is part of the origin: http:// is another one"),
+        ("null", 403, "a sandboxed or file: page sends Origin: null; refuse it"),
+    ]  # fmt: skip
+    try:
+        for origin, want, hint in cases:
+            got = _upgrade(url, origin=origin)
+            if got == 500:
+                return fb.fail(f"Origin {origin!r}: check_origin raised (the server answered 500)")
+            if got != want:
+                fb.fail(f"Origin {origin!r}: got {got}, expected {want}: {hint}")
+        if _upgrade(url, suppress_origin=True) != 101:
+            fb.fail(
+                "a client with no Origin (not a browser) should still get in: the token guards it"
+            )
+    finally:
+        server.stop()
+    if fb.passed:
+        fb.note(f"only {ALLOWED} gets in; look-alikes, another scheme and null get 403")
+    return fb

@@ -49,10 +49,10 @@ def E(notebook: str, heading: str) -> Evidence:
 
 
 NB00, NB01, NB02 = "00_start_here.ipynb", "01_webhooks.ipynb", "02_websockets.ipynb"
-NB01D = "01_webhooks_in_depth.ipynb"
 NB03, NB04, NB05 = "03_http_streaming.ipynb", "04_scaling.ipynb", "05_choosing.ipynb"
-NB05D = "05_choosing_in_depth.ipynb"
-NB03D = "03_http_streaming_in_depth.ipynb"
+# The in-depth companions (self-study) of the core notebooks above.
+NB01D, NB02D = "01_webhooks_in_depth.ipynb", "02_websockets_in_depth.ipynb"
+NB03D, NB05D = "03_http_streaming_in_depth.ipynb", "05_choosing_in_depth.ipynb"
 
 # The sections of this collection that the rules and the matrix cite.
 POLL_SIDE_BY_SIDE = E(NB00, "Polling and push, side by side")
@@ -67,13 +67,13 @@ WH_OUTBOX = E(NB01, "The durable outbox: a provider restart loses nothing")
 WH_SSRF = E(NB01D, "Registration safety (SSRF)")
 WH_CHOOSE = E(NB01D, "When to choose webhooks, and when not")
 WS_ROOM = E(NB02, "A live room")
-WS_WIRE = E(NB02, "The protocol on the wire")
+WS_WIRE = E(NB02D, "The protocol on the wire")
 WS_GUARD = E(NB02, "Guarding the door")
-WS_SLOW = E(NB02, "Slow consumers and silent peers")
+WS_SLOW = E(NB02D, "Slow consumers and silent peers")
 WS_RESUME = E(NB02, "Reconnect and resume")
-WS_TLS = E(NB02, "TLS: wss://")
-WS_MEASURED = E(NB02, "Measured: frames against requests")
-WS_MOBILE = E(NB02, "The mobile lesson: keepalive pings or close when idle?")
+WS_TLS = E(NB02D, "TLS: wss://")
+WS_MEASURED = E(NB02D, "Measured: frames against requests")
+WS_MOBILE = E(NB02D, "The mobile lesson: keepalive pings or close when idle?")
 ST_FEED = E(NB03, "A live feed, two ways")
 ST_WIRE = E(NB03, "On the wire")
 ST_RESUME = E(NB03, "Resume with Last-Event-ID")
