@@ -7,10 +7,15 @@ published on server A reaches the clients of server B.
 
 Resume across processes only works if the numbers mean the same thing
 everywhere: with Redis a Lua script INCRements one counter and PUBLISHes in
-a single atomic step, so the sequence is global, every process receives the
-events in sequence order and logs the same numbers, and a client of a
-crashed server can resume on any survivor. (Numbering per process would make
-seq 7 on A and seq 7 on B different events.)
+a single atomic step, so the sequence is global: seq 7 names the same event
+in every process, and a client of a crashed server can resume on any
+survivor. (Numbering per process would make seq 7 on A and seq 7 on B
+different events.) Redis pub/sub itself is at-most-once: a process that was
+not subscribed when a message went out (starting, reconnecting) never gets
+it, so its log can have holes (``EventLog.add`` keeps a jump in the numbers
+as is), and a client resuming there gets the events around a hole and can
+tell only from the numbers that some are missing. Redis Streams (XADD/XREAD) keep the
+messages and would close that gap; this lesson keeps pub/sub.
 
 Anyone who can reach Redis can PUBLISH on the channel: what arrives is
 input, checked like any other (``servers.events.check_event_type``: a type

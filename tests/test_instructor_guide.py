@@ -129,9 +129,11 @@ def test_every_section_and_exercise_is_placed_once(path, room, self_study):
     assert sorted(practised) == sorted(exercise_titles(path)), path.name
 
 
-def test_every_notebook_has_something_in_the_room(room):
-    in_room = {r["Notebook"] for r in room}
-    assert {p.stem for p in NOTEBOOKS} <= in_room
+def test_the_room_teaches_every_core_notebook_and_no_in_depth_one(room):
+    """The room plan uses the core notebooks; the in-depth companions are self-study."""
+    in_room = {r["Notebook"] for r in room} - {"break"}
+    core = {p.stem for p in NOTEBOOKS if not p.stem.endswith("_in_depth")}
+    assert in_room == core
 
 
 def test_the_guide_covers_what_an_instructor_needs(guide):
@@ -144,7 +146,8 @@ def test_the_guide_covers_what_an_instructor_needs(guide):
         "## Windows notes",
     ):
         assert heading in guide, heading
-    for needle in ("python -m lab.setup_check", "runtime.stop_all()", "outbox.reset", "NO_PROXY"):
+    for needle in ("python -m lab.setup_check", "runtime.stop_all()", "outbox.reset", "NO_PROXY",
+                   "Your turn", "Predict"):  # fmt: skip
         assert needle in guide, needle
 
 
@@ -165,3 +168,8 @@ def test_sections_quoted_in_the_prose_exist(guide):
             if line.startswith(("## ", "### "))
         ]
         assert title in titles, (number, title)
+
+
+def test_self_study_heading_says_its_total(guide, self_study):
+    stated = re.search(r"^### Left for self-study \((\d+) min\)", guide, re.M)
+    assert stated and int(stated[1]) == sum(int(r["Min"]) for r in self_study)
