@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
     pid, name = os.getpid(), b.backplane.name
-    print(f"fanout listening on {server.url} pid {pid} backplane {name}", flush=True)
-    tick_until_interrupted(server, args.tick)
+    tick_until_interrupted(
+        server, args.tick, announce=f"fanout listening on {server.url} pid {pid} backplane {name}"
+    )
     print("stopped", flush=True)

@@ -116,17 +116,28 @@ def main(factory: AppFactory, name: str, description: str) -> None:
     )
     args = parser.parse_args()
     server = ServerThread(factory, name=name, port=args.port).start()
-    print(f"{name} server listening on {server.url} (Ctrl-C to stop)", flush=True)
-    tick_until_interrupted(server, args.tick)
+    tick_until_interrupted(
+        server, args.tick, announce=f"{name} server listening on {server.url} (Ctrl-C to stop)"
+    )
     print("stopped", flush=True)
 
 
 def tick_until_interrupted(
-    server: ServerThread, tick: float, on_tick: Callable[[int], None] | None = None
+    server: ServerThread,
+    tick: float,
+    on_tick: Callable[[int], None] | None = None,
+    announce: str | None = None,
 ) -> None:
-    """Publish a ``tick`` event every ``tick`` s (none if 0) until Ctrl-C,
-    then stop the server. The loop of every standalone ``python -m servers.X``."""
+    """Print ``announce``, then publish a ``tick`` event every ``tick`` s (none
+    if 0) until Ctrl-C, then stop the server. The loop of every standalone
+    ``python -m servers.X``.
+
+    The announcement is printed inside the ``try``: whoever waits for it (a
+    person, a test) may press Ctrl-C the moment it appears, even while
+    ``print`` is still returning, and the server must still stop cleanly."""
     try:
+        if announce:
+            print(announce, flush=True)
         n = 0
         while True:
             # Short sleeps keep Ctrl-C responsive on Windows too.

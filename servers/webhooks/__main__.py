@@ -70,15 +70,20 @@ def main() -> None:
     sub, _ = server.call(
         lambda: provider.endpoints.add(own, ["*"], secret, allow_loopback=True), timeout=10
     )
-    print(f"webhooks provider + receiver on {server.url} (Ctrl-C to stop)", flush=True)
-    print(f"API token: {token}", flush=True)
-    print(f"    {server.url}/deliveries?token={token}", flush=True)
-    print(f"subscription {sub.id} -> {sub.url} (its secret is not shown)", flush=True)
+    lines = [
+        f"webhooks provider + receiver on {server.url} (Ctrl-C to stop)",
+        f"API token: {token}",
+        f"    {server.url}/deliveries?token={token}",
+        f"subscription {sub.id} -> {sub.url} (its secret is not shown)",
+    ]
     if args.allow_loopback:
-        print("--allow-loopback: the API accepts URLs on this machine's loopback", flush=True)
+        lines.append("--allow-loopback: the API accepts URLs on this machine's loopback")
     try:
         tick_until_interrupted(
-            server, args.tick, lambda n: print(f"tick {n}: {receiver.summary()}", flush=True)
+            server,
+            args.tick,
+            lambda n: print(f"tick {n}: {receiver.summary()}", flush=True),
+            announce="\n".join(lines),
         )
     finally:
         receiver.close()
