@@ -375,7 +375,8 @@ def lab(request: pytest.FixtureRequest) -> JupyterLab:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     # Screenshots from an earlier run would pass for this run's: remove ours.
-    for pattern in ("FAILED-*.png", "*-run-all.png", "*-after-clicks.png", "browser-clients*.png"):
+    patterns = ("FAILED-*.png", "*-run-all.png", "*-after-clicks.png", "*-your-turn.png")
+    for pattern in (*patterns, "browser-clients*.png"):
         for old in ARTIFACTS.glob(pattern):
             old.unlink()
     return ARTIFACTS

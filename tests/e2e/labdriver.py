@@ -189,6 +189,17 @@ class NotebookPage:
             self.path,
         )
 
+    def output_text(self, index: int) -> str:
+        """The text a learner sees under code cell ``index`` (stream and plain text)."""
+        return self.page.evaluate(
+            f"""([path, index]) => {{
+                const cell = ({_PANEL_JS})(path).content.widgets[index];
+                const area = cell.node.querySelector('.jp-Cell-outputArea');
+                return area ? area.innerText : '';
+            }}""",
+            [self.path, index],
+        )
+
     def panel_locator(self) -> Any:
         """This notebook's panel, to scope locators (buttons) to it."""
         widget_id = self.page.evaluate(f"(path) => ({_PANEL_JS})(path).id", self.path)
