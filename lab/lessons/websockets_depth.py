@@ -5,7 +5,10 @@
 * ``throwaway_ca()``: a server TLS context and the CA file a client must trust;
 * ``tls_connect_bytes(port, ca_file)``: bytes on the wire for one ``wss://`` connect;
 * ``flood_until_slow(server, healthy)``, ``silent_peer(url)``: the slow and the silent member;
-* ``table(rows)``, ``frame_table(title, frame)``, ``histogram(rtts)``: what the cells show.
+* ``table(rows)``, ``frame_table(title, frame)``, ``histogram(rtts)``: what the cells show;
+* ``access_log()``: the server's access-log lines, captured while a block runs;
+* ``FirstMessageClient``: one client of ``/ws/room-first`` (``servers/websocket_auth.py``)
+  that sends a chosen first message, or none, and records what came back and when.
 
 The measurements themselves live in ``lab/lessons/websockets.py``.
 """
@@ -13,8 +16,10 @@ The measurements themselves live in ``lab/lessons/websockets.py``.
 from __future__ import annotations
 
 import html
+import json
 import ssl
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ import trustme
 import websocket  # websocket-client
 from IPython.display import HTML
 
+from lab.lessons.http_streaming_in_depth import access_log  # noqa: F401 (for the notebook)
 from lab.lessons.websockets import percentile
 from lab.waiting import wait_until
 from lab.wire.relay import CountingRelay
@@ -144,3 +150,75 @@ def silent_peer(url: str) -> tuple[list[Frame], bool, float]:
     seconds = time.monotonic() - t0
     silent.close()
     return frames, dropped, seconds
+
+
+class FirstMessageClient:
+    """A client of ``/ws/room-first`` on its own thread: connects, sends
+    ``first`` (a dict; None: nothing at all), then each of ``says`` (the
+    last after ``pause`` seconds), and records every frame until the close.
+
+    ``received``: the types of the messages that came before the close;
+    ``close``: (code, reason) the server closed with, or None; ``seconds``:
+    from just before the handshake to the close (or the end);
+    ``echoes``: the texts of its own chat lines that came back."""
+
+    def __init__(self, url: str, first: dict | None, says=(), pause: float = 0.0) -> None:
+        self.url, self.first, self.says, self.pause = url, first, list(says), pause
+        self.received: list[str] = []
+        self.echoes: list[str] = []
+        self.close: tuple[int | None, str] | None = None
+        self.seconds = 0.0
+        self.first_echo_at = self.closed_at = float("inf")  # time.monotonic() stamps
+        self._thread = threading.Thread(target=self._run, name="first-message", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        ws = websocket.create_connection(self.url, suppress_origin=True, timeout=5)
+        try:
+            if self.first is not None:
+                ws.send(json.dumps(self.first))
+            self._read(ws, until="room.welcome" if self.says else None)
+            for i, text in enumerate(self.says):
+                if self.close:
+                    break
+                time.sleep(self.pause if i else 0)  # the later lines wait: past the deadline
+                ws.send(json.dumps({"type": "say", "text": text}))
+                self._read(ws, until="chat.message")
+        except websocket.WebSocketTimeoutException:
+            pass  # the server neither answered nor closed within the socket's 5 s
+        finally:
+            self.seconds = time.monotonic() - t0
+            ws.close()
+
+    def _read(self, ws: websocket.WebSocket, until: str | None) -> None:
+        while True:
+            opcode, data = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.closed_at = time.monotonic()
+                self.close = parse_close(data)
+                return
+            if opcode != websocket.ABNF.OPCODE_TEXT:
+                continue
+            message = json.loads(data)
+            self.received.append(message["type"])
+            if message["type"] == "chat.message":
+                self.echoes.append(message["payload"]["text"])
+                self.first_echo_at = min(self.first_echo_at, time.monotonic())
+            if message["type"] == until:
+                return
+
+    def wait(self, timeout: float = 10) -> FirstMessageClient:
+        self._thread.join(timeout)
+        return self
+
+    def row(self, name: str) -> dict[str, Any]:
+        code, reason = self.close or ("(still open: it closed itself)", "")
+        return {
+            "client": name,
+            "first message": json.dumps(self.first) if self.first else "(nothing)",
+            "received before the close": ", ".join(self.received) or "nothing",
+            "closed with": code,
+            "reason": reason,
+            "seconds": f"{self.seconds:.2f}",
+        }
