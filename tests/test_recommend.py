@@ -32,7 +32,7 @@ CASES = [
      Needs("server", must_survive_offline=True, behind_proxies=True),
      "webhooks", "retries", OUTBOX, None),
     ("mail bounces, receiver suspended at night",
-     Needs("server", may_be_closed=True, must_survive_offline=True, events_per_second=0.1),
+     Needs("server", may_be_closed=True, events_per_second=0.1),
      "webhooks", "durable outbox", OUTBOX, None),
     # 2. Chat and online games (the seed's WebSocket examples): browsers that send too.
     ("chat", Needs("browser", BOTH, events_per_second=5), "websocket", "both directions", ROOM,
@@ -79,7 +79,7 @@ CASES = [
      Needs("server", reachable=False, events_per_second=0.001), "short_polling",
      "a poll every minute", NB00 + "When-the-connection-drops", None),
     ("... that may be down for a day",
-     Needs("server", reachable=False, events_per_second=0.001, must_survive_offline=True),
+     Needs("server", reachable=False, events_per_second=0.001, may_be_closed=True),
      "short_polling", "missed poll loses nothing", NB00 + "Polling-and-push,-side-by-side",
      "replay buffer"),
     # Issue 18: a mobile app (or a browser tab) that must be told while it is closed.

@@ -47,7 +47,7 @@ CAVEATS: tuple[Caveat, ...] = (
     Caveat(
         "a consumer nobody can POST to, that may be offline",
         lambda n, t: (
-            not n.accepts_posts and n.must_survive_offline and t in STREAMS + ("short_polling",)
+            not n.accepts_posts and n.must_wait_for_it and t in STREAMS + ("short_polling",)
         ),
         "Nobody can POST to this consumer (a browser has no URL; a server behind NAT has no "
         "inbound route), so it cannot receive webhooks. Resume only reaches back as far as the "

@@ -88,6 +88,12 @@ class Needs:
         return self.consumer == "server" and self.reachable
 
     @property
+    def must_wait_for_it(self) -> bool:
+        """Must events wait for the consumer? A server that may be closed when
+        it must be told is a server that is offline then."""
+        return self.must_survive_offline or (self.consumer == "server" and self.may_be_closed)
+
+    @property
     def closed_app(self) -> bool:
         """A browser tab or app that may be closed when it must be told."""
         return self.consumer == "browser" and self.may_be_closed
@@ -127,7 +133,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "server consumer, events must survive it being offline",
-        lambda n: n.accepts_posts and n.must_survive_offline,
+        lambda n: n.accepts_posts and n.must_wait_for_it,
         "webhooks",
         "The provider keeps each event in a durable outbox and retries with backoff until the "
         "receiver answers 2xx, so a receiver that is down for a while loses nothing, and "
