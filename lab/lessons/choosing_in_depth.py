@@ -48,6 +48,19 @@ class Rig:
         answer = requests.get(f"{self.proxy.url}/events", params={"after": 0}, timeout=5)
         return answer.headers.get("X-Proxy-Mode", "")
 
+    def status(self, path: str, token: str | None = None) -> int:
+        """The status of one poll of ``path`` on the server itself, with a bearer token or none."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        url = f"{self.origin.url}{path}"
+        return requests.get(url, params={"after": 0}, headers=headers, timeout=5).status_code
+
+    def summary(self) -> dict[str, str]:
+        return {
+            p.name: f"{p.recorder.unique} events, missing {p.recorder.missing()}, "
+            f"{len(p.errors)} failed request(s)"
+            for p in self.pollers
+        }
+
     def stop(self) -> None:
         for poller in self.pollers:
             poller.stop()
