@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lab.exercises import load_solution
 from lab.exercises.choosing import SEED_CASES, check_percentile, check_pick_transport
-from lab.recommend import Needs, recommend
+from lab.recommend import recommend
 
 
 def test_percentile_solution_passes():
@@ -54,12 +54,14 @@ def test_crashing_answers_are_feedback_not_exceptions():
 
 def test_pick_transport_solution_passes_and_wrong_one_is_explained():
     assert check_pick_transport(load_solution("05_pick_transport")["pick_transport"])
-    fb = check_pick_transport(lambda consumer, sends, offline, rate: "websocket")
+    fb = check_pick_transport(lambda needs: "websocket")
     assert not fb and any("mail bounces" in m for m in fb.messages)
+    seed_only = load_solution("05_pick_transport")["pick_transport"]
+    fb = check_pick_transport(lambda n: "sse" if n.consumer == "browser" else seed_only(n))
+    assert not fb and any("APNs" in m for m in fb.messages)
+    assert any("reachable=False" in m for m in check_pick_transport(lambda n: "x").messages)
 
 
 def test_exercise_cases_agree_with_the_recommender():
-    for (consumer, sends, offline, rate), expected, why in SEED_CASES:
-        needs = Needs(consumer, consumer_sends=sends, must_survive_offline=offline,
-                      events_per_second=rate)  # fmt: skip
+    for needs, expected, why in SEED_CASES:
         assert recommend(needs).transport == expected, why

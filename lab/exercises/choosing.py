@@ -2,9 +2,10 @@
 
 1. ``check_percentile(fn)``: the learner writes ``percentile(values, p)``
    with linear interpolation between closest ranks (what the harness uses).
-2. ``check_pick_transport(fn)``: the learner writes
-   ``pick_transport(consumer, sends, offline, rate)`` for the seed article's
-   use cases; the checker names each case it gets wrong and why.
+2. ``check_pick_transport(fn)``: the learner writes ``pick_transport(needs)``
+   (a ``lab.recommend.Needs``) for the seed article's use cases and the ones
+   where none of the three transports fits; the checker names each case it
+   gets wrong and why.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import fields
 
 from benchmarks.stats import percentile as reference_percentile
+from lab.recommend import Needs
 
 from . import Feedback
 
@@ -71,33 +74,56 @@ def check_percentile(fn: Callable) -> Feedback:
     return fb
 
 
-# (consumer, sends, offline, rate events/s) -> expected, and why.
+# (needs, expected, why): the seed's use cases, then the cases where none of
+# the three transports is the answer (issue 18). Each agrees with lab.recommend.
 SEED_CASES = [
-    (("server", False, True, 0.1), "webhooks",
+    (Needs("server", must_survive_offline=True, events_per_second=0.1), "webhooks",
      "mail bounces: the mail service POSTs to your server and retries while it is down"),
-    (("server", False, False, 0.5), "webhooks",
+    (Needs("server", events_per_second=0.5), "webhooks",
      "rare notifications to a server: nobody needs to hold a connection open"),
-    (("browser", True, False, 5), "websocket", "chat: the browser sends as well as receives"),
-    (("browser", True, False, 60), "websocket", "an online game: two-way and frequent"),
-    (("browser", False, False, 2), "sse", "a live social feed in a browser: one-way, built in"),
-    (("browser", False, False, 200), "sse", "a stock ticker page: one-way to a browser"),
-    (("server", False, False, 500), "ndjson",
+    (Needs("browser", "both", events_per_second=5), "websocket",
+     "chat: the browser sends as well as receives"),
+    (Needs("browser", events_per_second=200), "sse",
+     "a stock ticker page: one-way to a browser, EventSource built in"),
+    (Needs("server", events_per_second=500), "ndjson",
      "market data into a trading server: one long response beats a POST per event"),
+    (Needs("server", events_per_second=1, reachable=False), "ndjson",
+     "a backend behind NAT: no webhook can reach it, so it dials out and holds a stream"),
+    (Needs("server", events_per_second=0.001, reachable=False), "short_polling",
+     "a backend behind NAT, a few events a day: a poll now and then holds nothing open"),
+    (Needs("browser", may_be_closed=True, mobile=True), "push_service",
+     "a closed app holds no connection: only APNs / FCM / Web Push can wake it"),
+    (Needs("browser", "from_consumer", events_per_second=0.2), "http_posts",
+     "devices reporting readings: plain POSTs, nothing to push"),
 ]  # fmt: skip
+ANSWER_KEYS = ("webhooks", "websocket", "sse", "ndjson", "short_polling", "long_polling",
+               "push_service", "http_posts")  # fmt: skip
+
+
+def _describe(needs: Needs) -> str:
+    defaults = Needs()
+    changed = [
+        f"{f.name}={getattr(needs, f.name)!r}"
+        for f in fields(needs)
+        if f.name == "consumer" or getattr(needs, f.name) != getattr(defaults, f.name)
+    ]
+    return f"Needs({', '.join(changed)})"
 
 
 def check_pick_transport(fn: Callable) -> Feedback:
-    fb = Feedback("Exercise 2: pick the transport for the seed's use cases")
+    fb = Feedback("Exercise 2: pick the transport (or none of them)")
     if not callable(fn):
         return fb.fail("pass the function itself, e.g. check_pick_transport(pick_transport)")
-    for args, expected, why in SEED_CASES:
+    for needs, expected, why in SEED_CASES:
         try:
-            got = fn(*args)
+            got = fn(needs)
         except Exception as exc:
-            fb.fail(f"pick_transport{args} raised {type(exc).__name__}: {exc}")
+            fb.fail(f"pick_transport({_describe(needs)}) raised {type(exc).__name__}: {exc}")
             continue
         if got != expected:
-            fb.fail(f"pick_transport{args} = {got!r}, expected {expected!r}: {why}")
+            hint = "" if got in ANSWER_KEYS else f" (answers are {', '.join(ANSWER_KEYS)})"
+            fb.fail(f"pick_transport({_describe(needs)}) = {got!r}, expected {expected!r}: "
+                    f"{why}{hint}")  # fmt: skip
     if fb.passed:
         fb.note(f"all {len(SEED_CASES)} use cases right; compare with lab.recommend.RULES")
     return fb

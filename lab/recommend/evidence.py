@@ -3,6 +3,8 @@
 Every rule, caveat and matrix cell of the recommender cites the heading of
 the notebook section that demonstrated it; ``notebook_headings`` reads a
 notebook's headings so ``matrix.broken_evidence`` can check every link.
+What this collection does not demonstrate is cited as a ``Source`` (a URL or
+a spec section) and labelled "stated, not shown here".
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ TRANSPORTS = {
     "websocket": "WebSocket",
     "ndjson": "chunked NDJSON",
     "sse": "SSE",
+}
+# Answers that are none of the transports above (the recommender says why).
+ANSWERS = {
+    **TRANSPORTS,
+    "push_service": "a platform push service (APNs, FCM, Web Push)",
+    "http_posts": "plain HTTP POSTs from the consumer",
 }
 
 
@@ -39,9 +47,26 @@ class Evidence:
     def href(self) -> str:
         return f"{self.notebook}#{self.anchor}"
 
+    shown = True  # demonstrated live in that section
+
     def markdown(self, text: str | None = None) -> str:
         label = text or f"{self.notebook[:2]}: {self.heading}"
         return f"[{label}]({self.href})"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A claim stated, not shown here: where it comes from (a URL, a spec section)."""
+
+    label: str  # e.g. "RFC 8030 (Web Push)"
+    href: str  # the URL
+
+    shown = False
+
+    def markdown(self, text: str | None = None) -> str:
+        if text is None:
+            return f"[{self.label}]({self.href}) (stated, not shown here)"
+        return f"{text}; *stated, not shown here:* [{self.label}]({self.href})"
 
 
 def E(notebook: str, heading: str) -> Evidence:
@@ -87,6 +112,32 @@ SC_FAILOVER = E(NB04, "Failover and graceful draining")
 CH_LATENCY = E(NB05, "Latency side by side")
 CH_BYTES = E(NB05, "Bytes on the wire per event")
 CH_RATE = E(NB05D, "Cost as the event rate grows")
+CH_POLLING = E(NB05D, "Polling through a proxy, an outage and a token")
+
+# What this collection does not demonstrate: the source that states it.
+PUSH_WEB = Source("RFC 8030 (Web Push)", "https://www.rfc-editor.org/rfc/rfc8030")
+PUSH_APNS = Source(
+    "Apple: User Notifications (APNs)",
+    "https://developer.apple.com/documentation/usernotifications",
+)
+PUSH_FCM = Source("Firebase Cloud Messaging", "https://firebase.google.com/docs/cloud-messaging")
+HTTP_POST = Source("RFC 9110 §9.3.3 (POST)", "https://www.rfc-editor.org/rfc/rfc9110#section-9.3.3")
+HTTP_AUTH = Source(
+    "RFC 9110 §11 (HTTP authentication)", "https://www.rfc-editor.org/rfc/rfc9110#section-11"
+)
+CHUNKED = Source("RFC 9112 §7.1 (chunked)", "https://www.rfc-editor.org/rfc/rfc9112#section-7.1")
+FETCH = Source("MDN: Fetch API", "https://developer.mozilla.org/en-US/docs/Web/API/Fetch_API")
+PUSH_API = Source("MDN: Push API", "https://developer.mozilla.org/en-US/docs/Web/API/Push_API")
+STRIPE_WEBHOOKS = Source("Stripe: webhook endpoints", "https://docs.stripe.com/webhooks")
+NGINX_WS = Source("nginx: WebSocket proxying", "https://nginx.org/en/docs/http/websocket.html")
+SSE_CREDENTIALS = Source(
+    "WHATWG HTML: the EventSource interface",
+    "https://html.spec.whatwg.org/multipage/server-sent-events.html#the-eventsource-interface",
+)
+ANDROID_RADIO = Source(
+    "Android: preserving battery (the radio state machine)",
+    "https://developer.android.com/develop/connectivity/preserving-battery",
+)
 
 
 def notebook_headings(notebook: str) -> set[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .rules import Needs, Recommendation, recommend
+from .rules import DIRECTIONS, Needs, Recommendation, recommend
 
 
 # -- the widget ------------------------------------------------------------------------
@@ -20,12 +20,12 @@ def recommendation_html(rec: Recommendation) -> str:
     parts = [f"<p>{_html_text(f'**Use {rec.label}** (rule: {rec.rule}).')}</p><p>Why:</p><ul>"]
     parts += [f"<li>{_html_text(r)}</li>" for r in rec.reasons]
     links = ", ".join(_html_text(e.markdown()) for e in rec.evidence)
-    parts.append(f"<li>Shown live in: {links}</li></ul>")
+    parts.append(f"<li>Evidence: {links}</li></ul>")
     if rec.caveats:
         parts.append("<p>Watch out:</p><ul>")
         parts += [f"<li>{_html_text(c)}</li>" for c in rec.caveats]
         links = ", ".join(_html_text(e.markdown()) for e in rec.caveat_evidence)
-        parts.append(f"<li>Shown live in: {links}</li></ul>")
+        parts.append(f"<li>Evidence: {links}</li></ul>")
     return "".join(parts)
 
 
@@ -43,19 +43,31 @@ class RecommenderPanel:
         n = needs or Needs()
         style = {"description_width": "initial"}
         self.consumer = w.ToggleButtons(
-            options=[("a server", "server"), ("a browser", "browser")],
+            options=[("a server", "server"), ("a browser or app", "browser")],
             value=n.consumer,
             description="Who consumes the events?",
             style=style,
         )
-        self.sends = w.Checkbox(n.consumer_sends, description="The consumer also sends")
+        self.direction = w.ToggleButtons(
+            options=[(label, key) for key, label in DIRECTIONS.items()],
+            value=n.direction,
+            description="Most traffic goes",
+            style=style,
+        )
+        self.reachable = w.Checkbox(
+            n.reachable, description="A server consumer can be reached at a public URL (inbound)"
+        )
+        self.closed = w.Checkbox(
+            n.may_be_closed,
+            description="It may be closed or suspended when it must be told (app, closed tab)",
+        )
         self.offline = w.Checkbox(
             n.must_survive_offline, description="Events must survive the consumer being offline"
         )
         self.rate = w.FloatLogSlider(
-            value=max(n.events_per_second, 0.01),
+            value=max(n.events_per_second, 1e-4),
             base=10,
-            min=-2,
+            min=-4,
             max=4,
             step=0.1,
             description="Events per second",
@@ -66,8 +78,8 @@ class RecommenderPanel:
             n.behind_proxies, description="Behind buffering proxies / strict firewalls"
         )
         self.answer = w.HTML()
-        self.controls = [self.consumer, self.sends, self.offline, self.rate, self.mobile,
-                         self.proxies]  # fmt: skip
+        self.controls = [self.consumer, self.direction, self.reachable, self.closed,
+                         self.offline, self.rate, self.mobile, self.proxies]  # fmt: skip
         for control in self.controls:
             control.observe(self._update, names="value")
         self.widget = w.VBox(
@@ -80,19 +92,23 @@ class RecommenderPanel:
     def needs(self) -> Needs:
         return Needs(
             consumer=self.consumer.value,
-            consumer_sends=self.sends.value,
+            direction=self.direction.value,
             must_survive_offline=self.offline.value,
             events_per_second=self.rate.value,
             mobile=self.mobile.value,
             behind_proxies=self.proxies.value,
+            reachable=self.reachable.value,
+            may_be_closed=self.closed.value,
         )
 
     def set_needs(self, needs: Needs) -> None:
         """Set every control from ``needs`` (what a learner does by clicking)."""
         self.consumer.value = needs.consumer
-        self.sends.value = needs.consumer_sends
+        self.direction.value = needs.direction
+        self.reachable.value = needs.reachable
+        self.closed.value = needs.may_be_closed
         self.offline.value = needs.must_survive_offline
-        self.rate.value = max(needs.events_per_second, 0.01)
+        self.rate.value = max(needs.events_per_second, 1e-4)
         self.mobile.value = needs.mobile
         self.proxies.value = needs.behind_proxies
 

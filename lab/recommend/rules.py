@@ -1,31 +1,37 @@
-"""The decision rules: the questions (``Needs``), ``RULES``, ``CAVEATS``, ``recommend()``."""
+"""The decision rules: the questions (``Needs``), ``RULES`` and ``recommend()``.
+
+The warnings added after a rule has picked live in ``caveats.py``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .caveats import CAVEATS
 from .evidence import (
+    ANSWERS,
     CH_BYTES,
     CH_RATE,
-    SC_CONNECTIONS,
-    SC_SCALEOUT,
+    HTTP_POST,
+    POLL_DROP,
+    POLL_SIDE_BY_SIDE,
+    PUSH_APNS,
+    PUSH_FCM,
+    PUSH_WEB,
     ST_BUFFERING,
     ST_FEED,
     ST_RESUME,
     ST_WIRE,
-    TRANSPORTS,
-    WH_DEAD,
     WH_OUTBOX,
     WH_REGISTER,
     WH_RETRIES,
     WH_WIRE,
     WS_MEASURED,
-    WS_MOBILE,
     WS_RESUME,
     WS_ROOM,
-    WS_TLS,
     Evidence,
+    Source,
 )
 
 # Sustained events per second above which we prefer one open stream to one
@@ -35,6 +41,15 @@ from .evidence import (
 # matter is a judgement call, not a measured break-even: at 10 events/s a
 # receiver answers 864,000 POSTs a day.
 HIGH_RATE_EPS = 10.0
+# Below this (one event in 100 s) events are "rare": a consumer that must
+# pull them can poll every minute or so and hold nothing open. Also a
+# judgement call; the cost of polling against the rate is measured in 05 in depth.
+RARE_EPS = 0.01
+DIRECTIONS = {
+    "to_consumer": "server → consumer",
+    "from_consumer": "consumer → server",
+    "both": "both ways",
+}
 
 
 # -- the questions ---------------------------------------------------------------
@@ -42,16 +57,20 @@ HIGH_RATE_EPS = 10.0
 class Needs:
     """The recommender's questions, with the widget's defaults."""
 
-    consumer: str = "browser"  # who receives the events: "server" or "browser"
-    consumer_sends: bool = False  # does the consumer also send, on the same channel?
+    consumer: str = "browser"  # who receives the events: "server" or "browser" (or an app)
+    direction: str = "to_consumer"  # main traffic: "to_consumer", "from_consumer" or "both"
     must_survive_offline: bool = False  # must events wait while the consumer is offline?
     events_per_second: float = 1.0  # sustained event rate per consumer
     mobile: bool = False  # are (some) consumers phones on mobile networks?
     behind_proxies: bool = False  # are there buffering proxies / strict firewalls in between?
+    reachable: bool = True  # can a server consumer be reached at a public URL (inbound)?
+    may_be_closed: bool = False  # may the consumer be closed / suspended when it must be told?
 
     def __post_init__(self) -> None:
         if self.consumer not in ("server", "browser"):
             raise ValueError(f"consumer is 'server' or 'browser', not {self.consumer!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction is one of {list(DIRECTIONS)}, not {self.direction!r}")
         if not self.events_per_second >= 0:
             raise ValueError("events_per_second must be a number >= 0")
 
@@ -59,50 +78,106 @@ class Needs:
     def high_rate(self) -> bool:
         return self.events_per_second > HIGH_RATE_EPS
 
+    @property
+    def rare(self) -> bool:
+        return self.events_per_second < RARE_EPS
+
+    @property
+    def accepts_posts(self) -> bool:
+        """Can anyone POST to the consumer? Browsers and apps have no URL."""
+        return self.consumer == "server" and self.reachable
+
+    @property
+    def must_wait_for_it(self) -> bool:
+        """Must events wait for the consumer? A server that may be closed when
+        it must be told is a server that is offline then."""
+        return self.must_survive_offline or (self.consumer == "server" and self.may_be_closed)
+
+    @property
+    def closed_app(self) -> bool:
+        """A browser tab or app that may be closed when it must be told."""
+        return self.consumer == "browser" and self.may_be_closed
+
 
 @dataclass(frozen=True)
 class Rule:
     name: str
     when: Callable[[Needs], bool]
-    transport: str
+    transport: str  # a key of ANSWERS: one of the transports, or none of them
     reason: str
-    evidence: tuple[Evidence, ...]
+    evidence: tuple[Evidence | Source, ...]
 
 
 # First match wins. Read it as a decision list: the order *is* the logic.
 RULES: tuple[Rule, ...] = (
     Rule(
+        "most traffic goes from the consumer to the server",
+        lambda n: n.direction == "from_consumer",
+        "http_posts",
+        "Devices reporting readings need none of the push transports: each reading (or a "
+        "batch of them) is a plain HTTP POST answered 2xx, retried with the same id when "
+        "no answer comes, and the answer can carry anything the server has to say back. "
+        "Nothing is held open between readings. The same mechanism as a webhook delivery, "
+        "the other way round.",
+        (WH_REGISTER, CH_BYTES, HTTP_POST),
+    ),
+    Rule(
+        "a browser or app that may be closed when it must be told",
+        lambda n: n.closed_app,
+        "push_service",
+        "A closed tab or a suspended app holds no connection and has no URL, so none of the "
+        "three transports can reach it. Only the platform's push service can wake it: APNs "
+        "on iOS, FCM on Android, Web Push (a service worker) in browsers. Send a small nudge "
+        "through it and let the app fetch the details when it opens.",
+        (PUSH_APNS, PUSH_FCM, PUSH_WEB),
+    ),
+    Rule(
         "server consumer, events must survive it being offline",
-        lambda n: n.consumer == "server" and n.must_survive_offline,
+        lambda n: n.accepts_posts and n.must_wait_for_it,
         "webhooks",
         "The provider keeps each event in a durable outbox and retries with backoff until the "
         "receiver answers 2xx, so a receiver that is down for a while loses nothing, and "
         "dead letters can be replayed. A stream or a socket only carries what happens while it "
         "is connected (plus a bounded replay buffer). What the consumer sends back are plain "
         "API requests.",
-        (WH_RETRIES, WH_OUTBOX, WH_DEAD),
+        (WH_RETRIES, WH_OUTBOX, WH_WIRE),
     ),
     Rule(
         "the consumer also sends (two-way, interactive)",
-        lambda n: n.consumer_sends,
+        lambda n: n.direction == "both",
         "websocket",
         "One connection carries both directions: each message is a frame with 2-14 bytes of "
         "header instead of a new HTTP request, so round trips stay short (chat, online games, "
-        "collaboration). Resume after a drop with the last sequence number.",
+        "collaboration). The consumer dials out, so it works from behind NAT too. Resume "
+        "after a drop with the last sequence number.",
         (WS_ROOM, WS_MEASURED, WS_RESUME),
     ),
     Rule(
-        "a server consumer at a high event rate",
-        lambda n: n.consumer == "server" and n.high_rate and not n.behind_proxies,
+        "a server nobody can reach, rare events",
+        lambda n: n.consumer == "server" and not n.reachable and n.rare,
+        "short_polling",
+        "Behind NAT or a closed firewall no webhook can arrive. For events that come a few "
+        "times an hour and may wait a minute, the simplest answer is a poll every minute or "
+        "so asking for what came after the last seq: nothing held open, nothing to reconnect, "
+        "and a missed poll loses nothing. Most polls come back empty; if events must arrive "
+        "within seconds, hold an outbound stream instead.",
+        (POLL_SIDE_BY_SIDE, POLL_DROP, CH_RATE),
+    ),
+    Rule(
+        "a server consumer at a high event rate, or one nobody can reach",
+        lambda n: (
+            n.consumer == "server" and (n.high_rate or not n.reachable) and not n.behind_proxies
+        ),
         "ndjson",
-        f"Above about {HIGH_RATE_EPS:g} events/s a request per event (webhooks) costs more bytes "
-        "and server CPU than one open response; chunked NDJSON is the leanest stream a server "
-        "can read with any HTTP library, and resumes from the last seq.",
+        "The consumer opens one response and reads events as they come: no request per event, "
+        "and since the consumer dials out it works from behind NAT. Chunked NDJSON is the "
+        f"leanest stream a server can read with any HTTP library (above about {HIGH_RATE_EPS:g} "
+        "events/s a POST per event costs more bytes and CPU), and it resumes from the last seq.",
         (CH_BYTES, ST_FEED, ST_WIRE),
     ),
     Rule(
         "a server consumer at a low event rate",
-        lambda n: n.consumer == "server" and not n.high_rate,
+        lambda n: n.accepts_posts and not n.high_rate,
         "webhooks",
         "Occasional events to another server: nobody has to hold a connection open; the "
         "provider POSTs when something happens, signed, and retries on failure.",
@@ -121,88 +196,27 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Caveat:
-    name: str
-    when: Callable[[Needs, str], bool]
-    text: str
-    evidence: tuple[Evidence, ...]
-
-
-CAVEATS: tuple[Caveat, ...] = (
-    Caveat(
-        "mobile + a long-lived connection",
-        lambda n, t: n.mobile and t in ("websocket", "sse", "ndjson"),
-        "On phones, radio wake-ups cost battery more than bytes: do not keep an idle "
-        "connection alive with frequent pings; close when idle and resume with the last seq "
-        "when the app needs updates again.",
-        (WS_MOBILE, WS_RESUME),
-    ),
-    Caveat(
-        "browser consumer that may be offline",
-        lambda n, t: n.consumer == "browser" and n.must_survive_offline,
-        "A browser cannot receive webhooks. Resume only reaches back as far as the server's "
-        "replay buffer: size it for the longest absence you promise, and handle the explicit "
-        "resync notice (reload state) when a client was away longer.",
-        (ST_RESUME, WS_RESUME),
-    ),
-    Caveat(
-        "two-way through proxies and firewalls",
-        lambda n, t: t == "websocket" and n.behind_proxies,
-        "Some corporate proxies strip the Upgrade header or cut long-lived connections: use "
-        "wss:// (TLS hides the upgrade from middleboxes) and keep a fallback of SSE downstream "
-        "plus plain POSTs upstream.",
-        (WS_TLS, ST_BUFFERING),
-    ),
-    Caveat(
-        "high-rate server consumer behind proxies",
-        lambda n, t: n.consumer == "server" and n.high_rate and n.behind_proxies and t == "sse",
-        "A buffering proxy holds a chunked NDJSON response until it ends. SSE fares better "
-        "only where the proxy treats text/event-stream as a stream (jupyter-server-proxy "
-        "does; nginx needs X-Accel-Buffering: no; many corporate proxies buffer it too): "
-        "test through your proxy, and keep a polling fallback.",
-        (ST_BUFFERING,),
-    ),
-    Caveat(
-        "webhooks at a high rate",
-        lambda n, t: t == "webhooks" and n.high_rate,
-        "Every event is its own signed POST: at high rates batch events per delivery, or "
-        "let the consumer also pull a stream, and watch the provider's outbox.",
-        (CH_BYTES, CH_RATE),
-    ),
-    Caveat(
-        "many browser connections",
-        lambda n, t: n.consumer == "browser" and t in ("websocket", "sse"),
-        "Each open client holds a connection (memory and a file descriptor) on the server; "
-        "beyond one process, fan out through a backplane such as Redis pub/sub.",
-        (SC_CONNECTIONS, SC_SCALEOUT),
-    ),
-)
-
-
 @dataclass
 class Recommendation:
     transport: str
     rule: str
     reasons: list[str]
-    evidence: list[Evidence]
+    evidence: list[Evidence | Source]
     caveats: list[str] = field(default_factory=list)
-    caveat_evidence: list[Evidence] = field(default_factory=list)
+    caveat_evidence: list[Evidence | Source] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return TRANSPORTS[self.transport]
+        return ANSWERS[self.transport]
 
     def markdown(self) -> str:
         lines = [f"**Use {self.label}** (rule: {self.rule}).", "", "Why:"]
         lines += [f"- {r}" for r in self.reasons]
-        lines.append("- Shown live in: " + ", ".join(e.markdown() for e in self.evidence))
+        lines.append("- Evidence: " + ", ".join(e.markdown() for e in self.evidence))
         if self.caveats:
             lines += ["", "Watch out:"]
             lines += [f"- {c}" for c in self.caveats]
-            lines.append(
-                "- Shown live in: " + ", ".join(e.markdown() for e in self.caveat_evidence)
-            )
+            lines.append("- Evidence: " + ", ".join(e.markdown() for e in self.caveat_evidence))
         return "\n".join(lines)
 
 
@@ -214,8 +228,17 @@ def recommend(needs: Needs) -> Recommendation:
     else:  # pragma: no cover - the last rule always matches
         raise AssertionError("no rule matched")
     rec = Recommendation(rule.transport, rule.name, [rule.reason], list(rule.evidence))
+    if rule.transport == "push_service":  # and while the app is open?
+        open_app = recommend(replace(needs, may_be_closed=False))
+        rec.reasons.append(
+            f"While it is open: {open_app.label} (rule: {open_app.rule}), resuming from the "
+            "last seq it saw."
+        )
+        rec.evidence += [e for e in open_app.evidence if e not in rec.evidence]
+        rec.caveats += open_app.caveats  # they hold while it is open
+        rec.caveat_evidence += open_app.caveat_evidence
     for caveat in CAVEATS:
-        if caveat.when(needs, rule.transport):
+        if caveat.when(needs, rule.transport) and caveat.text not in rec.caveats:
             rec.caveats.append(caveat.text)
             rec.caveat_evidence += [e for e in caveat.evidence if e not in rec.caveat_evidence]
     return rec
