@@ -155,3 +155,40 @@ def test_health_and_disabled_state_survive_a_provider_restart(make):
     assert p.provider.reenable(p.sub.id)["released"] == 3
     assert p.recorder.wait_for(held[-1].seq) and p.provider.wait_idle()
     assert p.receiver.processed_once == 3 and p.receiver.processed_twice == 0
+
+
+def test_health_api_bad_input_is_a_clear_error(make):
+    p = make()
+    api = p.pserver.url
+    unknown = requests.get(f"{api}/subscriptions/sub_nope/health", timeout=5)
+    assert unknown.status_code == 404 and "no subscription" in unknown.json()["error"]
+    odd = requests.post(f"{api}/subscriptions/{p.sub.id}/enable", json={"replay": 1}, timeout=5)
+    assert odd.status_code == 400 and "replay" in odd.json()["error"]
+    assert requests.get(f"{api}/health?after=x", timeout=5).status_code == 400
+    with pytest.raises(ValueError, match="unknown health settings"):
+        p.provider.configure_health(disable_after=1)
+    with pytest.raises(ValueError, match="positive"):
+        p.provider.configure_health(disable_after_s=0)
+    p.publish(1)  # the provider still serves
+    assert wait_until(lambda: p.receiver.processed_once == 1)
+
+
+def test_the_notebook_health_view_follows_the_attempts(make):
+    from lab.lessons.webhooks_health import HealthView
+
+    p = make(schedule=WINDOW, alert_after=2, disable_after_s=0.3)
+    view = HealthView(p.provider, p.sub.id)
+    try:
+        p.rserver.stop()
+        p.publish(1)
+        # Redrawn by the provider's listener, without a refresh from here.
+        assert wait_until(lambda: "disabled</span>" in view.html.value, timeout=5)
+        assert "failing" in view.html.value and len(view.alerts()) == 2
+        p.rserver.start()
+        assert view.reenable().startswith("re-enabled") and view.reenabled == 1
+        assert "already active" in view.reenable()  # a second click: said, not raised
+        view.settle()
+        assert p.receiver.processed_once == 1 and p.receiver.processed_twice == 0
+    finally:
+        view.close()
+    assert p.pserver.call(lambda: p.pserver.state.health.listeners) == []
