@@ -16,7 +16,7 @@ failure happened. Then:
 * **Keep**: while it is disabled for failing, its deliveries are *held*
   (outbox status ``held``): written, not attempted, not lost. Stripe, by
   contrast, does not send events generated while an endpoint is disabled
-  (docs.stripe.com/workbench/webhooks); Svix can "recover" failed messages
+  (stripe.com/docs/workbench/webhooks); Svix can "recover" failed messages
   since a time. Here the outbox keeps them.
 * **Re-enable** (``reenable``, ``POST /subscriptions/<id>/enable``): the held
   deliveries and the endpoint's dead letters become pending again, due now,
