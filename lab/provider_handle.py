@@ -76,6 +76,23 @@ class ProviderHandle:
     def enable(self, endpoint_id: str) -> None:
         self._call(lambda p: p.endpoints.enable(endpoint_id))
 
+    # -- health (``servers.webhooks.health``) ------------------------------------------------
+    def health(self, endpoint_id: str | None = None) -> list[dict]:
+        """Per endpoint: status, success rate, consecutive failures, last
+        success and failure, deliveries held while disabled."""
+        return self._call(lambda p: p.health.report(endpoint_id))
+
+    def alerts(self, after: int = 0) -> list[dict]:
+        return self._call(lambda p: p.health.alerts(after))
+
+    def configure_health(self, **changes: Any) -> Any:
+        """Change the running provider's thresholds (``HealthConfig`` fields)."""
+        return self._call(lambda p: p.health.configure(**changes))
+
+    def reenable(self, endpoint_id: str, replay: bool = True) -> dict:
+        """Re-enable a disabled endpoint; send what it missed (``Health.reenable``)."""
+        return self._call(lambda p: p.health.reenable(endpoint_id, replay))
+
     def delete(self, endpoint_id: str) -> bool:
         return self._call(lambda p: p.endpoints.delete(endpoint_id))
 

@@ -15,6 +15,9 @@ What production adds, each beside them:
 * ``endpoints``: registered URLs (``Endpoint``), SSRF-checked, secret rotation.
 * ``retry``: the schedule, jitter, ``Retry-After``, what each status means.
 * ``provider_api``: the provider's HTTP API and ``provider_app``.
+* ``health``: per-endpoint health (success rate, failure streak), alerts,
+  disabling an endpoint that keeps failing, holding its deliveries,
+  re-enabling and replaying them; ``health_api``: its HTTP routes.
 * ``signing``: Standard Webhooks v1 signatures (sign, verify, rotation).
 * ``ssrf``: which URLs a provider may be asked to call.
 * ``wire``: the keep-alive HTTP client the provider delivers with.

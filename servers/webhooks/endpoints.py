@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     url TEXT NOT NULL,
     event_types TEXT NOT NULL,        -- JSON list; ["*"] means every type
     secrets TEXT NOT NULL,            -- JSON list, newest first (rotation)
-    status TEXT NOT NULL DEFAULT 'active',  -- active | disabled (after a 410)
+    status TEXT NOT NULL DEFAULT 'active',  -- active | disabled (a 410, or failing: health)
     disabled_reason TEXT,
     created_at REAL NOT NULL
 );
@@ -152,15 +152,17 @@ class Endpoints:
         endpoint = self._by_id[endpoint_id]
         self._by_id[endpoint_id] = replace(endpoint, status="active", disabled_reason=None)
 
-    def disable(self, endpoint_id: str, reason: str) -> None:
+    def disable(self, endpoint_id: str, reason: str, keep_pending: bool = False) -> None:
         """Stop delivering to it (a 410 Gone): its pending messages become dead
-        letters. Committed with the attempt that saw the 410."""
+        letters, unless ``keep_pending`` (``health`` holds them instead).
+        Committed with the attempt that saw the 410."""
         endpoint = self._by_id.get(endpoint_id)
         if endpoint is not None:
             self._by_id[endpoint_id] = replace(endpoint, status="disabled", disabled_reason=reason)
         sql = "UPDATE subscriptions SET status='disabled', disabled_reason=? WHERE id=?"
         self._write(sql, (reason, endpoint_id), commit=False)
-        self.outbox.kill_pending(endpoint_id, f"subscription disabled: {reason}")
+        if not keep_pending:
+            self.outbox.kill_pending(endpoint_id, f"subscription disabled: {reason}")
 
     def delete(self, endpoint_id: str) -> bool:
         self._by_id.pop(endpoint_id, None)

@@ -51,6 +51,10 @@ class Intake:
     ) -> None:
         self.hub, self.outbox, self.endpoints = hub, outbox, endpoints
         self.on_enqueued = on_enqueued
+        # Endpoints disabled for failing, and where their deliveries are kept
+        # (``health`` sets both): written as held, not attempted, not lost.
+        self.holding: Callable[[str], list] = lambda event_type: []
+        self.keep: Callable[[list], None] | None = None
         self.enqueued = 0
         self.last_seq = hub.log.last_seq  # events before the start are not delivered
         self._closing = False
@@ -69,13 +73,17 @@ class Intake:
                 self.enqueue([event, *_drain(self._subscription.queue)])
 
     def enqueue(self, events: list[Event]) -> None:
-        items = []
+        items, held = [], []
         for event in (e for e in events if e.seq > self.last_seq):
             self.last_seq = event.seq
             wanting = self.endpoints.wanting(event.type)
-            if wanting:
+            holding = self.holding(event.type)
+            if wanting or holding:
                 body = webhook_body(event)  # the same bytes for every endpoint
                 items += [(e.id, event.type, event.seq, body) for e in wanting]
+                held += [(e.id, event.type, event.seq, body) for e in holding]
+        if held and self.keep is not None:
+            self.keep(held)
         if items:
             messages = self.outbox.enqueue(items)  # committed before any attempt: durable
             self.enqueued += len(items)

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS messages (
     event_type TEXT NOT NULL,
     seq INTEGER NOT NULL,
     body BLOB NOT NULL,               -- exact bytes sent (and signed) on every attempt
-    status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | dead
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | dead | held (health.py)
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,    -- wall clock: survives a restart
     last_error TEXT,

@@ -20,9 +20,9 @@ the rows, top to bottom:
 What production adds, each in its own module beside this one: ``intake``
 (hub to outbox), ``outbox`` (the durable file), ``retry`` (schedule, jitter,
 Retry-After, status classes), ``endpoints`` (registration, secret rotation),
-``ssrf``, ``signing``, ``wire`` (keep-alive client), ``provider_api`` (the
-HTTP API and ``provider_app``). The notebook drives it with
-``lab.provider_handle.ProviderHandle``.
+``ssrf``, ``signing``, ``wire`` (keep-alive client), ``health`` (per-endpoint
+health, alerts, disabling), ``provider_api`` (HTTP API, ``provider_app``).
+Notebooks drive it with ``lab.provider_handle.ProviderHandle``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from typing import Any
 from ..hub import EventHub
 from . import signing
 from .endpoints import Endpoint, Endpoints
+from .health import Health, HealthConfig
 from .intake import Intake
 from .outbox import Message, Outbox
 from .provider_api import provider_app  # the app factory notebooks start, with the HTTP API
@@ -56,6 +57,7 @@ class ProviderConfig:
     api_token: str | None = None  # None: the HTTP API is open (in-kernel notebook use)
     max_in_flight: int = 64
     seed: int | None = None
+    health: HealthConfig = HealthConfig()  # alert and disable thresholds (``health``)
 
 
 class Provider:
@@ -75,6 +77,7 @@ class Provider:
         self._backlog = True  # rows left pending by an earlier run may be due
         self._closed = False
         self.intake = Intake(hub, self.outbox, self.endpoints, self._start_now)
+        self.health = Health(self)  # per-endpoint success rate, alerts, disabling
         self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
 
     # -- 1: take rows from the outbox ---------------------------------------------------------
@@ -139,6 +142,7 @@ class Provider:
         self.outbox.record_attempt(
             message, attempt, started_at, duration_ms, status, error, outcome, next_delay
         )
+        self.health.record(message, outcome, started_at, active)  # same transaction
         self.outbox.commit_soon()  # attempts ending in the same loop turn share a commit
         self._in_flight.pop(message.id, None)
         # Wake the dispatcher only when it has work: a retry to schedule, or

@@ -3,7 +3,8 @@
 ``POST /subscriptions`` registers a URL (``{"url", "event_types", "secret"?}``),
 ``GET /subscriptions`` lists them, ``DELETE /subscriptions/<id>`` removes one;
 ``POST /events`` publishes; ``GET /deliveries?after=<attempt id>`` is the
-attempt log; ``GET /dead-letters`` and ``POST /dead-letters/replay``.
+attempt log; ``GET /dead-letters`` and ``POST /dead-letters/replay``; the health routes
+(``GET /health``, ``POST /subscriptions/<id>/enable``) are in ``health_api``.
 
 Also ``provider_app``, the app factory that starts a ``Provider`` behind
 these routes (imported from ``provider``, as the notebooks do).
@@ -180,6 +181,8 @@ def _message_doc(m: Message) -> dict:
 
 def routes(provider: Provider) -> list:
     # The same shape as servers/fanout_ops.py's routes(): a route table, no logic to share.
+    from .health_api import health_routes  # imports this module's _Base
+
     p = {"provider": provider}
     return [
         (r"/subscriptions", EndpointsHandler, p),
@@ -188,6 +191,7 @@ def routes(provider: Provider) -> list:
         (r"/deliveries", DeliveriesHandler, p),
         (r"/dead-letters", DeadLettersHandler, p),
         (r"/dead-letters/replay", ReplayHandler, p),
+        *health_routes(provider),
     ]
 
 
