@@ -105,6 +105,9 @@ class Race:
         seqs = [lane.publish().seq for lane in self.lanes.values()]
         return seqs[0]
 
+    def last_published(self, key: str) -> int:
+        return self.lanes[key].server.hub.log.last_seq
+
     def run(
         self,
         events: int = 6,
@@ -160,7 +163,7 @@ class Race:
         unique = {a.seq: a for a in arrivals if not a.duplicate}
         lat = sorted(a.latency_ms for a in unique.values())
         now = self._mark(lane)
-        notices = lane.relay.notice_times(since=t0)
+        notices = notice_times(lane.relay.log, since=t0)
         processed = self.processed[key]
         return {
             "run": label,
@@ -172,6 +175,7 @@ class Race:
             "arrived_twice": now["twice"] - mark["twice"],
             "processed_twice": sum(1 for s in range(first, last + 1) if processed[s] > 1),
             "p50_ms": statistics.median(lat) if lat else None,
+            "mean_ms": statistics.fmean(lat) if lat else None,
             "max_ms": lat[-1] if lat else None,
             "connections": now["connections"] - mark["connections"],
             "resets": now["resets"] - mark["resets"],
@@ -195,6 +199,19 @@ class Race:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def notice_times(log: list[tuple[float, str]], since: float = 0.0) -> list[float | None]:
+    """For each silent drop in a relay's ``log`` after ``since``: seconds until
+    the client opened a new connection (it noticed), or None (it has not:
+    stuck, or it had nothing to send yet)."""
+    log = list(log)
+    out: list[float | None] = []
+    for t, what in log:
+        if what == "silent_drop" and t >= since:
+            later = [t2 for t2, w2 in log if w2 == "connect" and t2 > t]
+            out.append(later[0] - t if later else None)
+    return out
 
 
 def lost_now(unique: dict, first: int, last: int) -> bool:

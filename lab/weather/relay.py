@@ -262,19 +262,6 @@ class WeatherRelay:
             self._stats.resets += 1
             self.log.append((time.monotonic(), "reset"))
 
-    def notice_times(self, since: float = 0.0) -> list[float | None]:
-        """For each silent drop after ``since``: seconds until the client opened
-        a new connection (it noticed), or None (it has not: stuck, or it had
-        nothing to send yet)."""
-        with self._lock:
-            log = list(self.log)
-        out: list[float | None] = []
-        for t, what in log:
-            if what == "silent_drop" and t >= since:
-                later = [t2 for t2, w2 in log if w2 == "connect" and t2 > t]
-                out.append(later[0] - t if later else None)
-        return out
-
     # -- stopping --------------------------------------------------------------
     def close(self) -> None:
         if not self._thread.is_alive():
