@@ -84,10 +84,20 @@ class WeatherDials:
         if name in PRESETS:
             self._show(self.race.set_weather(name))
 
-    def set(self, **dials: float) -> None:
-        """Move dials by name (``latency=150``, ``heartbeat=0``), as a learner would."""
+    def set(self, **dials: float | str) -> None:
+        """Move dials by name (``preset="busy 4G"``, ``heartbeat=0``), as a learner would."""
         for name, value in dials.items():
             getattr(self, name).value = value
+
+    def shows(self, **dials: float | str) -> bool:
+        """True when every named dial is at that value (a learner turned it)."""
+        for name, value in dials.items():
+            now = getattr(self, name).value
+            if isinstance(value, str) and now != value:
+                return False
+            if not isinstance(value, str) and abs(now - value) > 0.05:
+                return False
+        return True
 
     # -- plumbing -----------------------------------------------------------------
     def _show(self, weather) -> None:
