@@ -22,6 +22,7 @@ from lab.exercises import load_solution
 from lab.exercises.network_weather import check_heartbeat_plan, check_process_once
 from lab.waiting import wait_until
 from lab.weather.httpframe import complete_prefix
+from lab.weather.lanes import Webhooks
 from lab.weather.presets import DEMO_FACTOR, PRESETS, preset
 from lab.weather.race import Race, by_transport
 from lab.weather.relay import Weather, WeatherRelay
@@ -154,6 +155,21 @@ def test_long_poll_answer_lost_to_the_nat_is_asked_again():
                 event = server.publish("t", {})
                 assert client.recorder.wait_for(event.seq, 4)
                 assert relay.stats().silent_drops >= 1 and client.errors  # a timed-out poll
+
+
+def test_webhook_provider_retries_a_delivery_cut_by_a_flap():
+    weather = Weather(latency_ms=150)
+    lane = Webhooks(weather, None).start()
+    try:
+        last = [lane.publish() for _ in range(3)][-1]
+        time.sleep(0.1)  # the POSTs are on their way through the relay
+        lane.relay.reset_all()  # the link goes down under them
+        weather.latency_ms = 0
+        assert lane.recorder.wait_for(last.seq, 5)
+        assert lane.retries() >= 1 and lane.undelivered() == 0
+        assert lane.recorder.duplicates == 0  # the inbox processed each once
+    finally:
+        lane.stop()
 
 
 # -- the race ------------------------------------------------------------------------

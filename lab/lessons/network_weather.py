@@ -30,6 +30,7 @@ COLUMNS = [
     ("processed_twice", "processed twice"),
     ("p50_ms", "p50 ms"),
     ("connections", "new connections"),
+    ("retries", "retries"),
     ("silent_drops", "silent drops"),
     ("notice_s", "noticed after s"),
     ("bytes", "bytes"),

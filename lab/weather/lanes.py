@@ -82,6 +82,10 @@ class Lane:
     def reconnects(self) -> int:
         return getattr(self.client, "watchdog_reconnects", 0)
 
+    def retries(self) -> int:
+        """Requests or connections that failed and were made again."""
+        return len(getattr(self.client, "errors", ()))
+
     def heartbeats(self) -> int:
         """Heartbeats heard so far (WebSocket: pings sent, each answered by a pong)."""
         client = self.client
@@ -140,6 +144,15 @@ class Webhooks(Lane):
 
     def arrived_twice(self) -> int:
         return self.receiver.duplicates_absorbed  # redeliveries the inbox absorbed
+
+    def retries(self) -> int:
+        """Delivery attempts that failed (the provider tries each again)."""
+        return sum(a["outcome"] == "retry" for a in ProviderHandle(self.server).attempts())
+
+    def undelivered(self) -> int:
+        """Messages not yet delivered, or given up (the outbox's pending and dead)."""
+        status = ProviderHandle(self.server).status()
+        return status["pending"] + status["in_flight"] + status["dead"]
 
     def reconnects(self) -> int:
         return 0

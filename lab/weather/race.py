@@ -12,6 +12,9 @@ everything or ``settle_s`` passes, and returns one row per transport:
   got past the dedupe by seq (the receiver's inbox for webhooks): must be 0;
 * ``p50_ms`` / ``max_ms``: latency, publish to arrival, one clock;
 * ``connections``, ``resets``, ``silent_drops``, ``bytes``: from the relay;
+* ``retries``: failed requests or connections made again (webhooks: failed
+  delivery attempts the provider retried); ``watchdog``: connections a
+  watchdog gave up;
 * ``notice_s``: after a silent drop, seconds until the client had a new
   connection (None: it never noticed, it is stuck).
 """
@@ -155,6 +158,7 @@ class Race:
             "silent_drops": s.silent_drops,
             "twice": lane.arrived_twice(),
             "watchdog": lane.reconnects(),
+            "retries": lane.retries(),
             "beats": lane.heartbeats(),
         }
 
@@ -181,6 +185,7 @@ class Race:
             "resets": now["resets"] - mark["resets"],
             "silent_drops": now["silent_drops"] - mark["silent_drops"],
             "watchdog": now["watchdog"] - mark["watchdog"],
+            "retries": now["retries"] - mark["retries"],
             "bytes": now["bytes"] - mark["bytes"],
             # After a silent drop: the slowest time to notice (None: never, stuck).
             "notice_s": max([n for n in notices if n is not None], default=None),
