@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks import harness
+from benchmarks import weather as bench_weather
 from lab.clients import LongPollingClient, NDJSONStreamClient
 from lab.clients.websocket import RoomClient
 from lab.exercises import load_solution
 from lab.exercises.network_weather import check_heartbeat_plan, check_process_once
 from lab.waiting import wait_until
 from lab.weather.httpframe import complete_prefix
-from lab.weather.lanes import Webhooks
+from lab.weather.lanes import LANES, Webhooks
 from lab.weather.presets import DEMO_FACTOR, PRESETS, preset
 from lab.weather.race import Race, by_transport
 from lab.weather.relay import Weather, WeatherRelay
@@ -179,6 +181,16 @@ def test_train_tunnel_loses_nothing_and_processes_nothing_twice():
         rows = race.run(events=15, spacing_s=0.1, settle_s=5)
     assert all(r["lost"] == 0 and r["processed_twice"] == 0 for r in rows), rows
     assert by_transport(rows)["sse"]["resets"] >= 1
+
+
+def test_benchmark_weather_rows_and_cli():
+    rows = bench_weather.measure("good Wi-Fi", events=4, rate=20.0)
+    assert [r["transport"] for r in rows] == list(LANES)
+    assert all(r["lost"] == 0 and r["latency_ms"]["p50"] > 0 for r in rows)
+    doc = {"rows": rows}
+    assert bench_weather.table(doc).count("| good Wi-Fi |") == 6
+    with pytest.raises(SystemExit):
+        harness.main(["--weather", "dial-up"])
 
 
 # -- the exercises, both ways --------------------------------------------------------
