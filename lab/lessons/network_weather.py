@@ -124,9 +124,9 @@ def plot_heartbeat_cost(per_beat: dict[str, float], idle_timeout_s: float) -> An
     import matplotlib.pyplot as plt
 
     intervals = [5, 10, 15, 20, 25, 29, 45, 60, 120, 300]
-    _, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
     left.plot(intervals, [3600 / i for i in intervals], "k.-")
-    left.set_ylabel("radio wake-ups per hour")
+    left.set_ylabel("radio wake-ups per hour (at most)")
     for key, beat in per_beat.items():
         right.plot(intervals, [3600 / i * beat for i in intervals], ".-", color=COLORS[key],
                    label=f"{key}: {beat:.0f} B/beat")  # fmt: skip
@@ -137,7 +137,8 @@ def plot_heartbeat_cost(per_beat: dict[str, float], idle_timeout_s: float) -> An
         ax.set_xlabel("heartbeat interval (s, real time)")
         ax.axvline(idle_timeout_s, color="#b00", ls=":")
         ax.axvspan(idle_timeout_s, intervals[-1], color="#b00", alpha=0.08)
-    left.set_title(f"red: longer than the NAT's {idle_timeout_s:g} s: the NAT forgets")
+    fig.suptitle(f"Red: intervals longer than the NAT's {idle_timeout_s:g} s, so it forgets")
+    fig.tight_layout()
     return left, right
 
 
