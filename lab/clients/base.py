@@ -97,8 +97,6 @@ def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0, rng=random)
 
 def timed_out(exc: BaseException) -> bool:
     """True for a read timeout: nothing arrived for the watchdog's interval."""
-    import requests
-
     return isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
 
 
