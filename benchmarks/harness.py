@@ -317,11 +317,27 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", choices=list(DRIVERS), help="measure only these transports"
     )
     parser.add_argument("--no-cost", action="store_true", help="skip the cost-vs-rate sweep")
+    parser.add_argument(
+        "--weather",
+        nargs="+",
+        metavar="PRESET",
+        help="through network-weather presets instead (quote names; 'all': every preset; "
+        "see benchmarks/weather.py)",
+    )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     command = "python -m benchmarks.choosing " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
+    if args.weather:
+        from lab.weather.presets import PRESETS
+
+        from . import weather
+
+        unknown = [n for n in args.weather if n not in PRESETS and n != "all"]
+        if unknown:
+            parser.error(f"unknown presets {unknown}; known: {list(PRESETS)} or all")
+        return weather.main(args.weather, args.quick, args.json, command.strip())
     doc = run(mode, args.only, cost=not args.no_cost, command=command.strip())
     print()
     print(table(doc))

@@ -8,6 +8,11 @@ as it is published. Events after ``N`` that are still in the log are sent
 first, so a client that reconnects with the last ``seq`` it saw misses
 nothing.
 
+``?heartbeat=S`` (0, the default: none) writes a ``{"type":"heartbeat"}``
+line whenever nothing was sent for S seconds: NDJSON has no comment syntax,
+so the heartbeat is a control line the client skips (notebook 06: a NAT
+forgets a silent connection; the client's watchdog needs something to hear).
+
 Resume and gaps follow ``servers.cursor``: a cursor this server never
 handed out is a ``400``; when some events after it are already gone, a
 ``{"type": "resync", ...}`` line (``cursor.resync_notice``) comes first. A
@@ -27,17 +32,19 @@ Run standalone: ``python -m servers.streaming --port 8000`` then
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tornado.iostream import StreamClosedError
 from tornado.web import Application, RequestHandler
 
-from .common import JSONErrorsMixin, parse_cursor, resolve_cursor
+from .common import JSONErrorsMixin, parse_cursor, parse_seconds, resolve_cursor
 from .cursor import resync_notice
 from .events import EncodedCache, Event
 from .hub import EventHub, Subscription
 from .streaming_buffering import CloseDelimitedHandler
 
+HEARTBEAT = {"type": "heartbeat"}
 MAX_BATCH = 256  # events written per flush when a burst is queued
 
 
@@ -71,6 +78,7 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
     async def get(self) -> None:
         after = parse_cursor(self)
         limit = parse_cursor(self, "limit")  # 0: endless
+        heartbeat = parse_seconds(self, "heartbeat", 0, 0, 3600)  # 0: none
         # Subscribe before reading the backlog, so nothing published in
         # between falls into a gap; duplicates are skipped by seq below.
         self.subscription = sub = self.hub.subscribe()
@@ -93,7 +101,7 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
                 await self.flush()  # one chunk on the wire (the first also sends the headers)
                 if (limit and sent >= limit) or None in batch:
                     break
-                batch = await next_batch(sub)
+                batch = await self.next_or_heartbeat(sub, heartbeat)
             if sub.overflowed:
                 reason = f"client too slow: more than {sub.maxsize} events queued"
                 self.write_line(resync_notice(last, self.hub.log.last_seq, reason))
@@ -102,6 +110,15 @@ class NDJSONStreamHandler(JSONErrorsMixin, RequestHandler):
             pass  # the client went away mid-write; on_connection_close cleans up
         finally:
             sub.close()
+
+    async def next_or_heartbeat(self, sub: Subscription, heartbeat: float) -> list:
+        """The next batch; every ``heartbeat`` s without one, a heartbeat line."""
+        while True:
+            try:
+                return await asyncio.wait_for(next_batch(sub), heartbeat or None)
+            except asyncio.TimeoutError:
+                self.write_line(HEARTBEAT)
+                await self.flush()
 
     def write_line(self, obj: dict) -> None:
         self.write(json.dumps(obj, separators=(",", ":")) + "\n")

@@ -13,6 +13,7 @@ events delivered to show what polling costs.
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 
@@ -87,6 +88,16 @@ class BackgroundClient:
                 # a little and try again, as a real client would.
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 self._stop.wait(0.2)
+
+
+def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0, rng=random) -> float:
+    """Full-jitter exponential backoff: a random delay in [0, min(cap, base*2^attempt)]."""
+    return rng.uniform(0, min(cap, base * 2**attempt))
+
+
+def timed_out(exc: BaseException) -> bool:
+    """True for a read timeout: nothing arrived for the watchdog's interval."""
+    return isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
 
 
 def cut_connection(resp: requests.Response | None) -> None:

@@ -1,4 +1,12 @@
-"""Polling clients: short polling asks on a timer, long polling lets the server hold the answer."""
+"""Polling clients: short polling asks on a timer, long polling lets the server hold the answer.
+
+Every request has a timeout (``timeout``; for long polling the hold plus
+``slack``): on a network that loses an answer silently (a NAT that forgot
+the connection) the request fails after that long and the next one resumes
+from the last ``seq`` seen, so nothing is lost. A long poll's hold is also
+its heartbeat: shorter than a NAT's idle timeout, the connection never idles
+out.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +37,16 @@ class ShortPollingClient(PollingClient):
 
     name = "short-polling"
 
-    def __init__(self, base_url: str, interval: float = 1.0, **kwargs) -> None:
+    def __init__(
+        self, base_url: str, interval: float = 1.0, timeout: float = 5.0, **kwargs
+    ) -> None:
         super().__init__(base_url, **kwargs)
         self.interval = interval
+        self.timeout = timeout  # seconds before an unanswered request is given up
 
     def run(self) -> None:
         while not self._stop.is_set():
-            self.poll("/events", timeout=5)
+            self.poll("/events", timeout=self.timeout)
             self._stop.wait(self.interval)
 
 
@@ -46,15 +57,21 @@ class LongPollingClient(PollingClient):
     name = "long-polling"
 
     def __init__(
-        self, base_url: str, wait: float = 1.0, path: str = "/events/wait", **kwargs
+        self,
+        base_url: str,
+        wait: float = 1.0,
+        path: str = "/events/wait",
+        slack: float = 5.0,
+        **kwargs,
     ) -> None:
         super().__init__(base_url, **kwargs)
         # Short server-side waits so stop() is never stuck behind a pending poll.
         self.wait = wait
         # Another handler to poll: notebook 00 points one at the handler it builds.
         self.path = path
+        self.slack = slack  # how much longer than the hold we wait for an answer
 
     def run(self) -> None:
         while not self._stop.is_set():
             # The server holds the request up to ``wait`` s; ours waits longer.
-            self.poll(self.path, timeout=self.wait + 5, params={"timeout": self.wait})
+            self.poll(self.path, timeout=self.wait + self.slack, params={"timeout": self.wait})

@@ -13,6 +13,12 @@ thread loop:
   millisecond; a successful connection resets the attempt counter.
 
 Control messages (``room.welcome``, ``room.error``...) go to ``notices``.
+
+With ``ping_interval`` it also keeps a **ping/pong watchdog**: when nothing
+arrived for that long it sends a ping (RFC 6455 5.5.2); when nothing, not
+even the pong, arrives for another interval, the connection is presumed
+dead (a NAT forgot it silently) and replaced. The ping also keeps a NAT's
+idle timer from running out, as long as the interval is shorter than it.
 """
 
 from __future__ import annotations
@@ -28,15 +34,10 @@ from urllib.parse import urlencode
 
 import websocket  # websocket-client
 
-from lab.clients.base import BackgroundClient
+from lab.clients.base import BackgroundClient, backoff_delay  # noqa: F401 (export)
 from lab.recorder import ArrivalRecorder
 from lab.waiting import wait_until
 from servers.events import Event
-
-
-def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0, rng=random) -> float:
-    """Full-jitter exponential backoff: a random delay in [0, min(cap, base*2^attempt)]."""
-    return rng.uniform(0, min(cap, base * 2**attempt))
 
 
 class RoomClient(BackgroundClient):
@@ -59,6 +60,7 @@ class RoomClient(BackgroundClient):
         sslopt: dict[str, Any] | None = None,
         last_seq: int | None = None,
         rng: random.Random | None = None,
+        ping_interval: float | None = None,
     ) -> None:
         self.name = name  # before the base makes a recorder named after it
         super().__init__(url, recorder=recorder)
@@ -71,6 +73,9 @@ class RoomClient(BackgroundClient):
         # None: join live (no replay); a number: replay everything after it.
         self.last_seq = last_seq
         self.rng = rng or random.Random()
+        self.ping_interval = ping_interval  # None: no watchdog (read until the OS says)
+        self.pings_sent = 0
+        self.watchdog_reconnects = 0
         self.connections = 0
         self.attempt = 0
         self.delays: list[float] = []  # every backoff wait, for a plot
@@ -138,13 +143,28 @@ class RoomClient(BackgroundClient):
             self.connect_url(), timeout=10, origin=self.origin, sslopt=self.sslopt,
             suppress_origin=self.origin is None, enable_multithread=True,
         )  # fmt: skip
-        ws.settimeout(None)
+        ws.settimeout(self.ping_interval or None)
         self._ws = ws
         self.connections += 1
         self.attempt = 0
+        awaiting_pong = False
         try:
             while not self._stop.is_set():
-                opcode, data = ws.recv_data(control_frame=False)
+                try:
+                    # control_frame=True: pings and pongs come back too, so
+                    # any frame at all proves the connection alive.
+                    opcode, data = ws.recv_data(control_frame=True)
+                except websocket.WebSocketTimeoutException:
+                    if awaiting_pong:  # silence for two intervals: presumed dead
+                        self.watchdog_reconnects += 1
+                        self.close_codes.append(None)
+                        return
+                    with self._send_lock:
+                        ws.ping()
+                    self.pings_sent += 1
+                    awaiting_pong = True
+                    continue
+                awaiting_pong = False
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     self.close_codes.append(_close_code(data))
                     return

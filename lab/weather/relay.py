@@ -16,7 +16,9 @@ passes through here, where the weather is applied:
 - ``flap_every_s``: the link goes down every N seconds and every
   connection open at that moment is reset, both sides;
 - ``buffer_bytes``: a buffering middlebox holds what the server sends until
-  the response ends (the server closes) or that many bytes are held.
+  the HTTP response ends (its ``Content-Length`` or last chunk:
+  ``httpframe.py``; or the server closes) or that many bytes are held.
+  After a ``101`` (a WebSocket) it tunnels the bytes through.
 
 What it cannot model: lost packets. Between two sockets on one machine TCP
 never loses a byte, and a relay above TCP sees a stream, not packets; loss on
@@ -37,6 +39,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+
+from .httpframe import complete_prefix
 
 HOST = "127.0.0.1"
 CHUNK = 16 * 1024
@@ -85,6 +89,7 @@ class _Pipe:
         self.last_activity = time.monotonic()
         self.forgotten = False  # silently dropped by the idle timeout
         self.closed = False
+        self.tunnel = False  # a 101 went by: the middlebox no longer buffers
         self.tasks: list[asyncio.Task] = []
 
     async def pump(
@@ -115,11 +120,14 @@ class _Pipe:
                 continue  # the server's bytes vanish, as at a NAT that forgot them
             self.last_activity = time.monotonic()
             self.relay._count(up, len(data))
-            if not up and weather.buffer_bytes:
+            if not up and weather.buffer_bytes and not self.tunnel:
                 held += data
-                if len(held) < weather.buffer_bytes:
+                whole, self.tunnel = complete_prefix(held)
+                if len(held) >= weather.buffer_bytes:
+                    whole = len(held)  # the buffer is full: it all goes
+                if not whole:
                     continue
-                data, held = bytes(held), bytearray()
+                data, held = bytes(held[:whole]), held[whole:]
             delay = weather.latency_ms / 1000 + random.uniform(0, weather.jitter_ms) / 1000
             due = max(due, time.monotonic() + delay)
             if weather.bandwidth_kbps:
@@ -157,6 +165,9 @@ class WeatherRelay:
         self._stats = RelayStats()
         self._lock = threading.Lock()
         self._pipes: set[_Pipe] = set()
+        # (time.monotonic(), "connect" | "silent_drop" | "reset"): for "how
+        # long did the client take to notice?" (``notice_times``)
+        self.log: list[tuple[float, str]] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="weather-relay", daemon=True)
@@ -179,6 +190,16 @@ class WeatherRelay:
     def open_connections(self) -> int:
         return len(self._pipes)
 
+    def reset_all(self) -> None:
+        """Reset every open connection now, as a change of network does."""
+
+        def reset() -> None:
+            for pipe in list(self._pipes):
+                self._count_reset()
+                pipe.close(reset=True)
+
+        self._loop.call_soon_threadsafe(reset)
+
     # -- the loop thread -------------------------------------------------------
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -199,6 +220,7 @@ class WeatherRelay:
         self._pipes.add(pipe)
         with self._lock:
             self._stats.connections += 1
+            self.log.append((time.monotonic(), "connect"))
         pipe.tasks = [
             asyncio.create_task(pipe.pump(c_reader, s_writer, up=True)),
             asyncio.create_task(pipe.pump(s_reader, c_writer, up=False)),
@@ -219,6 +241,7 @@ class WeatherRelay:
                         pipe.forgotten = True
                         with self._lock:
                             self._stats.silent_drops += 1
+                            self.log.append((now, "silent_drop"))
             if weather.flap_every_s and now - last_flap >= weather.flap_every_s:
                 last_flap = now
                 for pipe in list(self._pipes):
@@ -237,6 +260,7 @@ class WeatherRelay:
     def _count_reset(self) -> None:
         with self._lock:
             self._stats.resets += 1
+            self.log.append((time.monotonic(), "reset"))
 
     # -- stopping --------------------------------------------------------------
     def close(self) -> None:
@@ -249,6 +273,11 @@ class WeatherRelay:
             for pipe in list(self._pipes):
                 pipe.close()
             await self._server.wait_closed()
+            # Let each connection's task end by itself (its pumps were cancelled):
+            # a task destroyed while pending would print a warning at exit.
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if rest:
+                await asyncio.wait(rest, timeout=1.0)
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,256 @@
+"""One lane per transport: its server, a weather relay in front, its client.
+
+The same six transports as notebook 05's harness (``benchmarks/drivers.py``),
+with the lab's own servers and clients, but every client goes through a
+``WeatherRelay`` and is set up for a bad network: request timeouts for the
+pollers, heartbeats and watchdogs for the streams (``heartbeat_s``; None:
+none), reconnect with backoff and resume for all. Webhooks: the relay sits
+between the provider and the receiver (the receiver is the consumer).
+
+All relays share one ``Weather``, so turning a dial changes every lane at
+once. Times are the demo's compressed ones (``presets.DEMO_FACTOR``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
+from lab.clients.sse import ReconnectingSSEClient
+from lab.clients.websocket import RoomClient
+from lab.provider_handle import ProviderHandle
+from lab.recorder import ArrivalRecorder
+from lab.waiting import wait_until
+from servers import polling, sse, streaming, websocket
+from servers.runtime import ServerThread
+from servers.webhooks import signing
+from servers.webhooks.provider import provider_app
+from servers.webhooks.receiver import Receiver
+
+from .relay import Weather, WeatherRelay
+
+SHORT_POLL_S = 0.1  # 3 s real
+LONG_POLL_HOLD_S = 0.5  # 15 s real: shorter than the NAT's 30 s
+REQUEST_SLACK_S = 1.0  # a poll unanswered this long after its hold is given up
+WATCHDOG_FACTOR = 2.5  # a stream is presumed dead after 2.5 heartbeat intervals of silence
+EVENT_TYPE = "weather.tick"
+
+
+class Lane:
+    key = ""
+    label = ""
+
+    def __init__(self, weather: Weather, heartbeat_s: float | None) -> None:
+        self.weather = weather
+        self.heartbeat_s = heartbeat_s
+        self.recorder = ArrivalRecorder(self.key)
+        self.server: ServerThread | None = None
+        self.relay: WeatherRelay | None = None
+        self.client: Any = None
+
+    def _serve(self, factory: Any) -> WeatherRelay:
+        self.server = ServerThread(factory, name=f"weather-{self.key}").start()
+        self.relay = WeatherRelay(self.server.port, self.weather)
+        return self.relay
+
+    def start(self) -> Lane:
+        self._start()
+        return self
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return True
+
+    def publish(self) -> Any:
+        assert self.server is not None
+        return self.server.publish(EVENT_TYPE, {"lane": self.key})
+
+    def watchdog_s(self) -> float | None:
+        return self.heartbeat_s * WATCHDOG_FACTOR if self.heartbeat_s else None
+
+    def set_heartbeat(self, heartbeat_s: float | None) -> None:
+        """Heartbeats on (an interval) or off (None); streams reconnect to apply it."""
+        self.heartbeat_s = heartbeat_s
+
+    def arrived_twice(self) -> int:
+        return self.recorder.duplicates
+
+    def reconnects(self) -> int:
+        return getattr(self.client, "watchdog_reconnects", 0)
+
+    def retries(self) -> int:
+        """Requests or connections that failed and were made again."""
+        return len(getattr(self.client, "errors", ()))
+
+    def heartbeats(self) -> int:
+        """Heartbeats heard so far (WebSocket: pings sent, each answered by a pong)."""
+        client = self.client
+        for name in ("live_heartbeats", "heartbeats", "pings_sent"):
+            if hasattr(client, name):
+                return getattr(client, name)
+        return 0
+
+    def stop(self) -> None:
+        for part in (self.client, self.relay, self.server):
+            if part is None:
+                continue
+            try:
+                part.stop() if hasattr(part, "stop") else part.close()
+            except RuntimeError:
+                pass  # a client thread that would not stop is a daemon: it dies with us
+
+
+class ShortPolling(Lane):
+    key, label = "short_polling", "short polling"
+
+    def _start(self) -> None:
+        url = self._serve(polling.make_app).url
+        self.client = ShortPollingClient(
+            url, interval=SHORT_POLL_S, timeout=REQUEST_SLACK_S, recorder=self.recorder
+        ).start()
+
+
+class LongPolling(Lane):
+    key, label = "long_polling", "long polling"
+
+    def _start(self) -> None:
+        url = self._serve(polling.make_app).url
+        self.client = LongPollingClient(
+            url, wait=LONG_POLL_HOLD_S, slack=REQUEST_SLACK_S, recorder=self.recorder
+        ).start()
+
+
+class Webhooks(Lane):
+    key, label = "webhooks", "webhooks"
+
+    def _start(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="weather-webhooks-")
+        secret = signing.generate_secret()
+        self.receiver = Receiver(secret, recorder=self.recorder)
+        self.receiver_server = ServerThread(
+            self.receiver.app_factory(), name="weather-receiver"
+        ).start()
+        # The provider connects through the relay to the receiver.
+        self.relay = WeatherRelay(self.receiver_server.port, self.weather)
+        self.server = ServerThread(
+            provider_app(Path(self._tmp.name) / "outbox.sqlite", allow_loopback=True),
+            name="weather-provider",
+        ).start()
+        ProviderHandle(self.server).subscribe(f"{self.relay.url}/webhook", [EVENT_TYPE], secret)
+
+    def arrived_twice(self) -> int:
+        return self.receiver.duplicates_absorbed  # redeliveries the inbox absorbed
+
+    def retries(self) -> int:
+        """Delivery attempts that failed (the provider tries each again)."""
+        return sum(a["outcome"] == "retry" for a in ProviderHandle(self.server).attempts())
+
+    def undelivered(self) -> int:
+        """Messages not yet delivered, or given up (the outbox's pending and dead)."""
+        status = ProviderHandle(self.server).status()
+        return status["pending"] + status["in_flight"] + status["dead"]
+
+    def reconnects(self) -> int:
+        return 0
+
+    def stop(self) -> None:
+        super().stop()
+        for part in (getattr(self, "receiver_server", None),):
+            if part is not None:
+                part.stop()
+        if getattr(self, "_tmp", None) is not None:
+            self._tmp.cleanup()
+
+
+class WebSockets(Lane):
+    key, label = "websocket", "WebSocket"
+
+    def _start(self) -> None:
+        relay = self._serve(websocket.app_factory(send_queue=5000))
+        self.client = RoomClient(
+            f"{relay.ws_url}/ws/room",
+            recorder=self.recorder,
+            ping_interval=self.heartbeat_s,
+            max_delay=1.0,
+        ).start()
+
+    def ready(self) -> bool:
+        return self.client.connected and self.client.last_seq is not None
+
+    def set_heartbeat(self, heartbeat_s: float | None) -> None:
+        super().set_heartbeat(heartbeat_s)
+        self.client.ping_interval = heartbeat_s
+        self.client.drop_connection()
+
+
+class NDJSON(Lane):
+    key, label = "ndjson", "NDJSON"
+
+    def _start(self) -> None:
+        url = self._serve(streaming.make_app).url
+        self.client = NDJSONStreamClient(
+            url,
+            heartbeat_s=self.heartbeat_s,
+            watchdog_s=self.watchdog_s(),
+            reconnect_delay=0.05,
+            max_delay=1.0,
+            recorder=self.recorder,
+        ).start()
+
+    def ready(self) -> bool:
+        return self.server is not None and self.server.hub.subscriber_count >= 1
+
+    def set_heartbeat(self, heartbeat_s: float | None) -> None:
+        super().set_heartbeat(heartbeat_s)
+        self.client.heartbeat_s, self.client.watchdog_s = heartbeat_s, self.watchdog_s()
+        self.client.drop_connection()
+
+
+class SSE(Lane):
+    key, label = "sse", "SSE"
+
+    def _start(self) -> None:
+        url = self._serve(sse.make_app).url
+        self.server.state.retry_ms = 100  # the reconnection delay the server announces
+        self.client = ReconnectingSSEClient(
+            url,
+            last_event_id=0,
+            retry_ms=100,
+            watchdog_s=self.watchdog_s(),
+            params={"heartbeat": self.heartbeat_s or 0},
+            recorder=self.recorder,
+        ).start()
+
+    def ready(self) -> bool:
+        return self.server is not None and self.server.hub.subscriber_count >= 1
+
+    def set_heartbeat(self, heartbeat_s: float | None) -> None:
+        super().set_heartbeat(heartbeat_s)
+        self.client.params["heartbeat"] = heartbeat_s or 0
+        self.client.watchdog_s = self.watchdog_s()
+        self.client.drop_connection()
+
+
+LANES: dict[str, type[Lane]] = {
+    lane.key: lane for lane in (ShortPolling, LongPolling, Webhooks, WebSockets, NDJSON, SSE)
+}
+
+
+def start_all(weather: Weather, heartbeat_s: float | None, timeout: float = 10.0) -> dict:
+    """Every lane started (in the harness's order) and ready, or RuntimeError."""
+    lanes: dict[str, Lane] = {}
+    try:
+        for key, cls in LANES.items():
+            lanes[key] = cls(weather, heartbeat_s).start()
+        for lane in lanes.values():
+            if not wait_until(lane.ready, timeout, interval=0.01):
+                raise RuntimeError(f"{lane.label} did not get ready")
+    except BaseException:
+        for lane in lanes.values():
+            lane.stop()
+        raise
+    return lanes
