@@ -237,12 +237,39 @@ def scaling(d: dict) -> str:
     )
 
 
+def weather(d: dict) -> str:
+    """Median latency per preset and transport, with what did not arrive."""
+    labels = list(dict.fromkeys(r["label"] for r in d["rows"]))
+    presets = list(dict.fromkeys(r["preset"] for r in d["rows"]))
+    cell = {(r["preset"], r["label"]): r for r in d["rows"]}
+
+    def shown(r: dict) -> str:
+        if r["delivered"] < r["events"]:
+            return f"{r['delivered']}/{r['events']} delivered"
+        return f"{r['latency_ms']['p50']:.0f}"
+
+    rows = [[p, *(shown(cell[p, label]) for label in labels)] for p in presets]
+    m = d["method"]
+    lost = sum(r["lost"] for r in d["rows"] if r["delivered"] == r["events"])
+    twice = sum(r["processed_twice"] for r in d["rows"])
+    short = [f"{r['label']} ({r['preset']})" for r in d["rows"] if r["delivered"] < r["events"]]
+    held = f" Not delivered: {', '.join(short)}." if short else ""
+    return (
+        f"Median latency in ms through `lab/weather/relay.py` ({m['events']} events at "
+        f"{m['rate_eps']:g}/s per preset, heartbeats every {m['heartbeat_s']:g} s; "
+        f"{m['time_compression']}). Wherever every event arrived: lost {lost}, processed "
+        f"twice {twice}.{held}"
+        "\n\n" + table(["preset", *labels], rows)
+    )
+
+
 SECTIONS = [
     ("choosing", "All transports, same workload (notebook 05)", choosing),
     ("webhooks", "Webhooks: signed deliveries (notebook 01)", webhooks),
     ("websockets", "WebSockets: the room against bare Tornado handlers (notebook 02)", websockets),
     ("streaming", "HTTP streaming: chunked NDJSON and SSE (notebook 03)", streaming),
     ("scaling", "Scaling: 10,000 connections in one process (notebook 04)", scaling),
+    ("weather", "Network weather: six transports, five bad networks (notebook 06)", weather),
 ]
 
 

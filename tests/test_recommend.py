@@ -187,6 +187,7 @@ def test_feature_matrix_has_every_property_and_transport():
         "Ordering",
         "Auth options",
         "What scaling costs",
+        "Behind a NAT that forgets idle connections",
         "Mobile battery and data",
     ]
     assert list(r.FEATURES) == props

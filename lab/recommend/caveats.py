@@ -13,6 +13,8 @@ from .evidence import (
     SC_SCALEOUT,
     ST_BUFFERING,
     ST_RESUME,
+    WE_HEARTBEATS,
+    WE_PROXY,
     WS_MEASURED,
     WS_MOBILE,
     WS_RESUME,
@@ -41,8 +43,9 @@ CAVEATS: tuple[Caveat, ...] = (
         lambda n, t: n.mobile and t in STREAMS,
         "On phones, radio wake-ups cost battery more than bytes: do not keep an idle "
         "connection alive with frequent pings; close when idle and resume with the last seq "
-        "when the app needs updates again.",
-        (WS_MOBILE, WS_RESUME),
+        "when the app needs updates again. Where a carrier NAT forgets idle connections, a "
+        "heartbeat shorter than its timeout is what makes the drop visible.",
+        (WS_MOBILE, WS_RESUME, WE_HEARTBEATS),
     ),
     Caveat(
         "a consumer nobody can POST to, that may be offline",
@@ -70,7 +73,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "only where the proxy treats text/event-stream as a stream (jupyter-server-proxy "
         "does; nginx needs X-Accel-Buffering: no; many corporate proxies buffer it too): "
         "test through your proxy, and keep a polling fallback.",
-        (ST_BUFFERING,),
+        (ST_BUFFERING, WE_PROXY),
     ),
     Caveat(
         "webhooks at a high rate",

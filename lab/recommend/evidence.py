@@ -78,6 +78,7 @@ NB03, NB04, NB05 = "03_http_streaming.ipynb", "04_scaling.ipynb", "05_choosing.i
 # The in-depth companions (self-study) of the core notebooks above.
 NB01D, NB02D = "01_webhooks_in_depth.ipynb", "02_websockets_in_depth.ipynb"
 NB03D, NB05D = "03_http_streaming_in_depth.ipynb", "05_choosing_in_depth.ipynb"
+NB06 = "06_network_weather.ipynb"  # self-study, after the decision notebook
 
 # The sections of this collection that the rules and the matrix cite.
 POLL_SIDE_BY_SIDE = E(NB00, "Polling and push, side by side")
@@ -113,6 +114,11 @@ CH_LATENCY = E(NB05, "Latency side by side")
 CH_BYTES = E(NB05, "Bytes on the wire per event")
 CH_RATE = E(NB05D, "Cost as the event rate grows")
 CH_POLLING = E(NB05D, "Polling through a proxy, an outage and a token")
+WE_RTT = E(NB06, "Polling pays the round trip")
+WE_NAT = E(NB06, "A NAT forgets silently")
+WE_HEARTBEATS = E(NB06, "Heartbeats and watchdogs")
+WE_PROXY = E(NB06, "Corporate proxy: buffering defeats streaming")
+WE_COST = E(NB06, "What heartbeats cost")
 
 # What this collection does not demonstrate: the source that states it.
 PUSH_WEB = Source("RFC 8030 (Web Push)", "https://www.rfc-editor.org/rfc/rfc8030")

@@ -6,7 +6,6 @@ import json
 import re
 
 from .evidence import (
-    ANDROID_RADIO,
     CH_BYTES,
     CH_POLLING,
     CH_RATE,
@@ -25,6 +24,9 @@ from .evidence import (
     ST_RESUME,
     STRIPE_WEBHOOKS,
     TRANSPORTS,
+    WE_COST,
+    WE_HEARTBEATS,
+    WE_NAT,
     WH_ATTACKS,
     WH_OUTBOX,
     WH_RETRIES,
@@ -119,12 +121,20 @@ FEATURES: dict[str, dict[str, Cell]] = {
         ("an open response per client, as SSE", CHUNKED),
         ("an open response per client: memory and a file descriptor", SC_CONNECTIONS),
     ),
+    "Behind a NAT that forgets idle connections": _row(
+        ("the next poll notices: a reset, then a new connection", WE_NAT),
+        ("the next poll notices, if its timeout is short", WE_NAT),
+        ("the next POST gets a reset and is retried", WE_NAT),
+        ("stuck until a ping is missed: heartbeat < NAT timeout", WE_HEARTBEATS),
+        ("stuck until a heartbeat line is missed", WE_HEARTBEATS),
+        ("stuck until a heartbeat comment is missed", WE_HEARTBEATS),
+    ),
     "Mobile battery and data": _row(
         ("worst: a request per poll, news or not", CH_RATE),
         ("about a request per event", CH_RATE),
         ("n/a: phones get no webhooks; a push service reaches them", PUSH_FCM),
         ("pings wake the radio: close when idle", WS_MEASURED),
-        ("heartbeats wake the radio", ANDROID_RADIO),
+        ("heartbeats wake the radio", WE_COST),
         ("heartbeats wake the radio; resumes cheaply", ST_HEARTBEAT),
     ),
 }
