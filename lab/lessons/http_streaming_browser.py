@@ -5,9 +5,7 @@
   server notes every request's ``Last-Event-ID``.
 * ``LimitProbe``: your browser opens 7 streams to one origin (the HTTP/1.1
   per-host limit), and ``python_streams`` does the same from the kernel.
-* ``TokenDemo``: a fake language model's answer (``servers/sse_tokens.py``)
-  streamed token by token to your browser, next to the live price feed, with
-  Ask and Stop; ``kernel_answer`` reads (or cancels) one from the kernel.
+* the language model's answer, token by token: ``http_streaming_tokens.py``.
 
 Under "Run All" the page reports back only when the run ends (the kernel
 reads its messages between cells), so checkpoints assert the kernel's side.
@@ -16,13 +14,10 @@ reads its messages between cells), so checkpoints assert the kernel's side.
 from __future__ import annotations
 
 import html
-import json
-import threading
 import time
 
 import ipywidgets as w
 import requests
-import sseclient
 from tornado.web import Application
 
 from lab.clients.browser import BrowserEventSource, BrowserStreamLimit
@@ -30,7 +25,7 @@ from lab.clients.sse import ReconnectingSSEClient
 from lab.recorder import ArrivalRecorder
 from lab.waiting import wait_until
 from lab.widgets import side_by_side
-from servers import runtime, sse, sse_tokens
+from servers import runtime, sse
 from servers.hub import HubClosedError
 
 
@@ -206,114 +201,6 @@ class LimitProbe:
     def close(self) -> None:
         self.widget.close()
         self.probe.close()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-
-# -- a language model's answer, token by token ----------------------------------------
-
-
-def kernel_answer(url: str, stop_after: int | None = None, delay: float = 0.01) -> dict:
-    """Read ``/answer`` with requests + sseclient-py; close after ``stop_after`` tokens."""
-    tokens: list[str] = []
-    with requests.get(
-        f"{url}/answer", params={"delay": delay}, stream=True, timeout=10
-    ) as resp:  # leaving the block closes the connection: that is the cancel
-        for event in sseclient.SSEClient(resp).events():
-            if event.event == "token":
-                tokens.append(json.loads(event.data)["text"])
-            if event.event == "done" or (stop_after and len(tokens) >= stop_after):
-                break
-    return {"tokens read": len(tokens), "text": "".join(tokens)}
-
-
-class TokenDemo:
-    """Ask and Stop for your browser's answer, beside the live price feed."""
-
-    def __init__(self, feed_server, delay_s: float = 0.05) -> None:
-        self.stats = sse_tokens.TokenStats(delay_s=delay_s)
-        self.server = runtime.start("tokens", lambda hub: sse_tokens.make_app(hub, self.stats))
-        self.feed_server = feed_server
-        self.prices = BrowserEventSource(
-            feed_server.port, "stream/sse", event_types=["price.tick"], title="live price feed"
-        )
-        self.ask_button = w.Button(description="Ask", icon="comment")
-        self.stop_button = w.Button(description="Stop", icon="stop")
-        self.ask_button.on_click(lambda _: self.ask())
-        self.stop_button.on_click(lambda _: self.stop())
-        self.answer_box = w.Box([w.HTML("<i>the answer appears when you click Ask</i>")])
-        self.widget = w.VBox(
-            [
-                w.HBox([self.ask_button, self.stop_button]),
-                side_by_side(self.answer_box, self.prices),
-            ]
-        )
-        self.answer: BrowserEventSource | None = None
-        self.ticker: threading.Thread | None = None
-
-    @property
-    def asked(self) -> bool:
-        return self.answer is not None
-
-    def ask(self) -> None:
-        """A fresh browser EventSource on /answer, and price ticks while it streams."""
-        old, self.answer = (
-            self.answer,
-            BrowserEventSource(
-                self.server.port,
-                "answer",
-                event_types=["token", "done"],
-                close_on=["done"],
-                text_field="text",
-                show_rows=3,
-                title="your browser: the answer, token by token",
-            ),
-        )
-        self.answer_box.children = [self.answer]
-        if old is not None:
-            old.close()
-        seconds = self.stats.total * self.stats.delay_s
-        if self.ticker is None or not self.ticker.is_alive():
-            self.ticker = threading.Thread(
-                target=self._tick, args=(seconds,), name="tokens-ticker", daemon=True
-            )
-            self.ticker.start()
-
-    def _tick(self, seconds: float) -> None:
-        end, n = time.monotonic() + seconds, 0
-        while time.monotonic() < end and self.feed_server.running:
-            n += 1
-            self.feed_server.publish("price.tick", {"symbol": "ACME", "price": 100 + n / 4})
-            time.sleep(0.3)
-
-    def stop(self) -> None:
-        """The browser closes its EventSource: the server should notice."""
-        if self.answer is not None:
-            self.answer.disconnect()
-
-    def runs(self) -> w.HTML:
-        rows = [
-            (
-                r["answer"],
-                _who(r["agent"]),
-                r["generated"],
-                r["total"],
-                r["cancelled"],
-                r["finished"],
-            )
-            for r in self.stats.runs
-        ]
-        return _table(rows, ("answer", "who asked", "generated", "of", "cancelled", "finished"))
-
-    def close(self) -> None:
-        if self.ticker is not None:
-            self.ticker.join(10)
-        for widget in (self.answer, self.prices, self.widget):
-            if widget is not None:
-                widget.close()
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
