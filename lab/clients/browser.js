@@ -177,6 +177,9 @@ function render({ model, el }) {
     root.dataset.status = model.get("status");
     root.dataset.received = String(received);
     root.dataset.lastSeq = String(model.get("last_seq"));
+    root.dataset.opens = String(model.get("opens"));
+    root.dataset.gaps = String(model.get("gaps"));
+    root.dataset.duplicates = String(model.get("duplicates"));
     const rows = model.get("arrivals").slice(-model.get("show_rows")).reverse();
     const esc = (s) => String(s).replace(/[&<>"]/g, (c) => "&#" + c.charCodeAt(0) + ";");
     root.innerHTML =
