@@ -18,6 +18,11 @@ keeps generating for nobody costs compute. ``server.state`` (``TokenStats``)
 keeps one record per answer: tokens ``generated`` of ``total``, whether it was
 ``cancelled`` or ``finished``, and who asked (``agent``: the User-Agent).
 
+Some proxies keep reading after their client has gone (jupyter-server-proxy
+4.6 does, notebook 03 in depth measures it): the server never sees the close.
+So an answer can also be cancelled explicitly: ``POST /answer/<n>/cancel``
+(``n`` is the ``answer`` field of every token) stops it before the next token.
+
 A reconnection with ``Last-Event-ID: <i>`` continues after token ``i``.
 ``?delay=<seconds>`` overrides the pace for one answer.
 
@@ -33,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 
 from tornado.iostream import StreamClosedError
-from tornado.web import Application, RequestHandler
+from tornado.web import Application, HTTPError, RequestHandler
 
 from .common import JSONErrorsMixin, parse_seconds, request_cursor
 from .hub import EventHub
@@ -84,6 +89,7 @@ class AnswerHandler(JSONErrorsMixin, RequestHandler):
             "total": len(tokens),
             "generated": 0,
             "cancelled": False,
+            "how": "",
             "finished": False,
         }
         self.stats.runs.append(run)
@@ -92,10 +98,10 @@ class AnswerHandler(JSONErrorsMixin, RequestHandler):
         self.set_header("X-Accel-Buffering", "no")
         try:
             for i in range(start, len(tokens)):
-                if self.cancelled:  # set by on_connection_close: nobody is listening
+                if self.cancelled or run["cancelled"]:  # the client left, or asked to stop
                     return
                 run["generated"] += 1  # the "model" produced one more token
-                data = json.dumps({"i": i, "text": tokens[i]})
+                data = json.dumps({"answer": run["answer"], "i": i, "text": tokens[i]})
                 self.write(f"id: {i}\nevent: token\ndata: {data}\n\n")
                 await self.flush()
                 await asyncio.sleep(delay)
@@ -108,12 +114,29 @@ class AnswerHandler(JSONErrorsMixin, RequestHandler):
     def on_connection_close(self) -> None:
         """Tornado calls this when the client closes: stop generating."""
         self.cancelled = True
-        if self.run is not None and not self.run["finished"]:
-            self.run["cancelled"] = True
+        if self.run is not None and not self.run["finished"] and not self.run["cancelled"]:
+            self.run.update(cancelled=True, how="connection closed")
+
+
+class CancelHandler(JSONErrorsMixin, RequestHandler):
+    """``POST /answer/<n>/cancel``: stop answer ``n`` (204), whoever streams it."""
+
+    def initialize(self, stats: TokenStats) -> None:
+        self.stats = stats
+
+    def post(self, number: str) -> None:
+        n = int(number)
+        if not 1 <= n <= len(self.stats.runs):
+            raise HTTPError(404, f"no answer {n}")
+        run = self.stats.runs[n - 1]
+        if not run["finished"] and not run["cancelled"]:
+            run.update(cancelled=True, how="cancel request")
+        self.set_status(204)
 
 
 def routes(hub: EventHub, stats: TokenStats | None = None) -> list:
-    return [(r"/answer", AnswerHandler, {"stats": stats if stats is not None else TokenStats()})]
+    kw = {"stats": stats if stats is not None else TokenStats()}
+    return [(r"/answer", AnswerHandler, kw), (r"/answer/([0-9]{1,9})/cancel", CancelHandler, kw)]
 
 
 def make_app(hub: EventHub, stats: TokenStats | None = None) -> Application:

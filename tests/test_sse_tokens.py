@@ -60,6 +60,21 @@ def test_closing_the_connection_stops_the_generation(server) -> None:
     stopped = run["generated"]
     wait_until(lambda: run["generated"] != stopped, timeout=0.5)  # ten tokens' time
     assert run["generated"] == stopped < run["total"] and not run["finished"]
+    assert run["how"] == "connection closed"
+
+
+def test_a_cancel_request_stops_an_answer_whoever_reads_it(server) -> None:
+    resp, events = _events(server, delay="0.05")
+    with resp:
+        first = json.loads(next(iter(events)).data)
+        run = server.state.runs[first["answer"] - 1]
+        url = f"{server.url}/answer/{first['answer']}/cancel"
+        assert requests.post(url, timeout=5).status_code == 204
+        rest = list(events)  # the server ends the response: the loop stopped
+    assert run["cancelled"] and run["how"] == "cancel request" and not run["finished"]
+    assert run["generated"] <= 1 + len(rest) < run["total"]
+    assert requests.post(url, timeout=5).status_code == 204  # again: nothing more to stop
+    assert requests.post(f"{server.url}/answer/999/cancel", timeout=5).status_code == 404
 
 
 def test_last_event_id_continues_after_that_token(server) -> None:

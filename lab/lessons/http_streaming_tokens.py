@@ -2,7 +2,8 @@
 
 * ``TokenDemo``: a fake language model's answer (``servers/sse_tokens.py``)
   streamed token by token to your browser, next to the live price feed, with
-  Ask and Stop (the browser closes its ``EventSource``).
+  Ask, Close (the browser closes its ``EventSource``) and Close and cancel
+  (plus ``POST /answer/<n>/cancel``: the close alone may not reach the server).
 * ``kernel_answer``: the same answer read from the kernel, or cancelled after
   a few tokens by closing the connection.
 """
@@ -41,7 +42,7 @@ def kernel_answer(url: str, stop_after: int | None = None, delay: float = 0.01) 
 
 
 class TokenDemo:
-    """Ask and Stop for your browser's answer, beside the live price feed."""
+    """Ask, Close, Close and cancel for your browser's answer, beside the live price feed."""
 
     def __init__(self, feed_server, delay_s: float = 0.05) -> None:
         self.stats = sse_tokens.TokenStats(delay_s=delay_s)
@@ -51,13 +52,15 @@ class TokenDemo:
             feed_server.port, "stream/sse", event_types=["price.tick"], title="live price feed"
         )
         self.ask_button = w.Button(description="Ask", icon="comment")
-        self.stop_button = w.Button(description="Stop", icon="stop")
+        self.close_button = w.Button(description="Close", icon="times")
+        self.cancel_button = w.Button(description="Close and cancel", icon="stop")
         self.ask_button.on_click(lambda _: self.ask())
-        self.stop_button.on_click(lambda _: self.stop())
+        self.close_button.on_click(lambda _: self.close_answer())
+        self.cancel_button.on_click(lambda _: self.cancel())
         self.answer_box = w.Box([w.HTML("<i>the answer appears when you click Ask</i>")])
         self.widget = w.VBox(
             [
-                w.HBox([self.ask_button, self.stop_button]),
+                w.HBox([self.ask_button, self.close_button, self.cancel_button]),
                 side_by_side(self.answer_box, self.prices),
             ]
         )
@@ -109,12 +112,24 @@ class TokenDemo:
             stopped_at = run["generated"]
             time.sleep(6 * delay)
             result["still generating"] = run["generated"] != stopped_at
-        return {**result, **{k: run[k] for k in ("generated", "total", "cancelled", "finished")}}
+        return {
+            **result,
+            **{k: run[k] for k in ("generated", "total", "cancelled", "how", "finished")},
+        }
 
-    def stop(self) -> None:
-        """The browser closes its EventSource: the server should notice."""
+    def close_answer(self) -> None:
+        """The browser closes its EventSource, and that is all."""
         if self.answer is not None:
             self.answer.disconnect()
+
+    def cancel(self) -> None:
+        """The browser closes its EventSource, and the app asks the server to stop
+        that answer (``POST /answer/<n>/cancel``, sent here from the kernel)."""
+        self.close_answer()
+        for run in reversed(self.stats.runs):
+            if _who(run["agent"]) == "browser" and not run["finished"]:
+                requests.post(f"{self.server.url}/answer/{run['answer']}/cancel", timeout=5)
+                break
 
     def runs(self) -> w.HTML:
         rows = [
@@ -123,12 +138,12 @@ class TokenDemo:
                 _who(r["agent"]),
                 r["generated"],
                 r["total"],
-                r["cancelled"],
+                r["how"] or "-",
                 r["finished"],
             )
             for r in self.stats.runs
         ]
-        return _table(rows, ("answer", "who asked", "generated", "of", "cancelled", "finished"))
+        return _table(rows, ("answer", "who asked", "generated", "of", "cancelled by", "finished"))
 
     def close(self) -> None:
         if self.ticker is not None:
