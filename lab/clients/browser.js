@@ -182,6 +182,13 @@ function render({ model, el }) {
     root.dataset.duplicates = String(model.get("duplicates"));
     const rows = model.get("arrivals").slice(-model.get("show_rows")).reverse();
     const esc = (s) => String(s).replace(/[&<>"]/g, (c) => "&#" + c.charCodeAt(0) + ";");
+    if (model.get("kind") === "limit") {  // a measurement, not a feed: no rows
+      root.innerHTML = "<div style='border:1px solid #ccc;padding:4px;min-width:260px'>" +
+        "<b>" + esc(model.get("title")) + "</b><div class='lab-browser-status'>status: <b>" +
+        esc(model.get("status")) + "</b></div><div class='lab-browser-probe'>" +
+        esc(model.get("probe").verdict || "") + "</div></div>";
+      return;
+    }
     root.innerHTML =
       "<div style='border:1px solid #ccc;padding:4px;min-width:260px'>" +
       "<b>" + esc(model.get("title")) + "</b>" +
@@ -194,8 +201,6 @@ function render({ model, el }) {
         model.get("duplicates") + "</b></div>" : "") +
       (model.get("text") ? "<div class='lab-browser-text' style='max-width:420px'>" +
         esc(model.get("text")) + "</div>" : "") +
-      (model.get("probe").verdict ? "<div class='lab-browser-probe'>" +
-        esc(model.get("probe").verdict) + "</div>" : "") +
       "<div style='font-size:11px;color:#666;word-break:break-all'>" +
       esc(model.get("url")) + "</div>" +
       "<table style='font-family:monospace;font-size:12px'><tr><th>seq</th><th>type</th>" +

@@ -79,7 +79,9 @@ class RestartDemo:
             track_order=True,
             title="your browser: EventSource",
         )
-        self.button = w.Button(description="Restart the server", icon="refresh")
+        self.button = w.Button(
+            description="Restart the server", icon="refresh", layout={"width": "auto"}
+        )
         self.button.on_click(lambda _: self.restart())
         self.log = w.HTML("<i>not restarted yet</i>")
         self.widget = w.VBox([self.button, side_by_side(self.browser, self.log)])
@@ -179,7 +181,9 @@ class LimitProbe:
             title=f"your browser: {streams} EventSources",
             streams=streams,
         )
-        self.button = w.Button(description=f"Open {streams} streams", icon="plug")
+        self.button = w.Button(
+            description=f"Open {streams} streams", icon="plug", layout={"width": "auto"}
+        )
         self.button.on_click(lambda _: self.run())
         self.widget = w.VBox([self.button, self.probe])
 

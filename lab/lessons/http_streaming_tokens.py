@@ -53,7 +53,9 @@ class TokenDemo:
         )
         self.ask_button = w.Button(description="Ask", icon="comment")
         self.close_button = w.Button(description="Close", icon="times")
-        self.cancel_button = w.Button(description="Close and cancel", icon="stop")
+        self.cancel_button = w.Button(
+            description="Close and cancel", icon="stop", layout={"width": "auto"}
+        )
         self.ask_button.on_click(lambda _: self.ask())
         self.close_button.on_click(lambda _: self.close_answer())
         self.cancel_button.on_click(lambda _: self.cancel())
