@@ -25,6 +25,10 @@ export function proxyUrl(port, path, websocket) {
   return url.href;
 }
 
+// Every EventSource these widgets opened in this page and not yet closed:
+// the limit probe reports how many were open (they count against the limit).
+const liveSources = new Set();
+
 function parse(text) {
   try { return JSON.parse(text); } catch (e) { return { data: text }; }
 }
@@ -80,6 +84,7 @@ function initialize({ model }) {
     setStatus("connecting");
     if (kind === "eventsource") {
       const es = new EventSource(url);
+      liveSources.add(es);
       const onEvent = (ev) => {
         const obj = parse(ev.data);
         if (obj.seq === undefined && ev.lastEventId && /^\d+$/.test(ev.lastEventId))
@@ -135,6 +140,7 @@ function initialize({ model }) {
   const close = () => {
     if (!conn) return;
     if (kind === "fetch") conn.abort(); else conn.close();
+    liveSources.delete(conn);
     conn = null;
     setStatus("closed");
   };
@@ -235,6 +241,7 @@ function initializeLimit(model) {
     const url = proxyUrl(model.get("port"), model.get("path"), false);
     model.set({ url, status: "probing", probe: {} });
     model.save_changes();
+    const others = [...liveSources].filter((es) => es.readyState === EventSource.OPEN).length;
     const t0 = performance.now();
     const openedAt = new Array(n).fill(null);
     const sources = [];
@@ -261,6 +268,7 @@ function initializeLimit(model) {
     }
     for (const es of sources) es.close();
     const proto = protocol();
+    const held = others ? ` (this page already held ${others} other stream(s) open)` : "";
     let verdict;
     if (first === n)
       verdict = `all ${n} opened at once over ${proto || "an unknown protocol"}: no per-origin limit ` +
@@ -269,12 +277,12 @@ function initializeLimit(model) {
     else
       verdict = `${first} of ${n} opened within ${waitMs} ms over ${proto || "an unknown protocol"}; ` +
         (afterFree !== null ? `one more opened ${afterFree} ms after we closed one`
-                            : "none more opened after we closed one");
+                            : "none more opened after we closed one") + held;
     model.set({
       status: "measured",
       probe: { protocol: proto, streams: n, opened_first: first, wait_ms: waitMs,
                opened_ms: openedAt.map((x) => (x === null ? null : Math.round(x))),
-               freed, opened_after_free_ms: afterFree, verdict },
+               freed, opened_after_free_ms: afterFree, others_open: others, verdict },
     });
     model.save_changes();
     running = false;

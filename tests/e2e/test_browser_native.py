@@ -125,7 +125,7 @@ def test_eventsource_resume_limit_and_cancel(page, lab, artifacts) -> None:
             read=lambda: _kernel_json(nb, "limit.probe.probe"),
         )
         assert probe["protocol"] == "http/1.1", probe
-        assert probe["opened_first"] == 6, probe
+        assert probe["opened_first"] == 6 and probe["others_open"] == 0, probe
         assert probe["opened_after_free_ms"] is not None, probe
         _wait(nb, lambda c: "your browser: 7 EventSources" in c, "the probe's box")
 
