@@ -66,6 +66,18 @@ class _BrowserClient(anywidget.AnyWidget):
     page_origin = t.Unicode("").tag(sync=True)  # location.origin of the page showing it
     # Kernel -> browser: False makes the page wait before connecting (see BrowserWebSocket).
     origin_admitted = t.Bool(True).tag(sync=True)
+    # EventSource only. track_order: count gaps and duplicates by seq, and the
+    # connections it opened (more than one: it reconnected by itself).
+    track_order = t.Bool(False).tag(sync=True)
+    opens = t.Int(0).tag(sync=True)
+    gaps = t.Int(0).tag(sync=True)
+    duplicates = t.Int(0).tag(sync=True)
+    # text_field: append each event's JSON field of that name to ``text`` (an answer
+    # streamed token by token); close_on: event types after which it closes for good.
+    text_field = t.Unicode("").tag(sync=True)
+    text = t.Unicode("").tag(sync=True)
+    close_on = t.List(t.Unicode()).tag(sync=True)
+    probe = t.Dict().tag(sync=True)  # BrowserStreamLimit's measurement
 
     def __init__(self, port: int, path: str, title: str | None = None, **kwargs) -> None:
         if not 0 < int(port) < 65536:
@@ -112,6 +124,29 @@ class BrowserEventSource(_BrowserClient):
         super().__init__(
             port, path, title, kind="eventsource", event_types=list(event_types), **kwargs
         )
+
+
+class BrowserStreamLimit(_BrowserClient):
+    """Measures the per-origin connection limit in this page.
+
+    ``run()`` asks the page to open ``streams`` ``EventSource`` connections
+    to ``<base>proxy/<port>/<path>`` at once, count those open within
+    ``wait_ms``, close one, see whether a waiting one then opens, and close
+    them all. ``.probe`` is what the page measured: ``protocol`` (the page's
+    ``nextHopProtocol``: ``http/1.1``, ``h2``...), ``opened_first``,
+    ``opened_after_free_ms``, ``verdict``. Empty until a page ran it.
+    """
+
+    streams = t.Int(7).tag(sync=True)
+    wait_ms = t.Int(1500).tag(sync=True)
+
+    def __init__(self, port: int, path: str = "stream/sse", title: str | None = None, **kw):
+        super().__init__(port, path, title, kind="limit", **kw)
+        self.requested = False
+
+    def run(self) -> None:
+        self.requested = True
+        self.send({"action": "probe"})
 
 
 class BrowserWebSocket(_BrowserClient):
