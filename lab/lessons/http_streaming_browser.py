@@ -14,6 +14,7 @@ reads its messages between cells), so checkpoints assert the kernel's side.
 from __future__ import annotations
 
 import html
+import secrets
 import time
 
 import ipywidgets as w
@@ -158,12 +159,25 @@ class RestartDemo:
 
 
 def python_streams(server, feed, n: int = 7) -> int:
-    """Open ``n`` SSE streams from the kernel at once; how many the server held."""
-    before = server.call(lambda: len(feed.handlers))
-    responses = [requests.get(f"{server.url}/stream/sse", stream=True, timeout=5) for _ in range(n)]
+    """Open ``n`` SSE streams from the kernel at once; how many the server held.
+
+    Only the kernel's own streams are counted (they carry a header of their
+    own): the page may be opening or closing its streams at the same moment."""
+    probe = {"X-Lab-Probe": secrets.token_hex(8)}
+
+    def held() -> int:
+        mine = [
+            h for h in feed.handlers if h.request.headers.get("X-Lab-Probe") == probe["X-Lab-Probe"]
+        ]
+        return len(mine)
+
+    responses = [
+        requests.get(f"{server.url}/stream/sse", headers=probe, stream=True, timeout=10)
+        for _ in range(n)
+    ]
     try:
-        wait_until(lambda: server.call(lambda: len(feed.handlers)) - before >= n, timeout=5)
-        return server.call(lambda: len(feed.handlers)) - before
+        wait_until(lambda: server.call(held) >= n, timeout=15)  # a slow machine waits longer
+        return server.call(held)
     finally:
         for resp in responses:
             resp.close()

@@ -149,9 +149,16 @@ class Webhooks(Lane):
         """Delivery attempts that failed (the provider tries each again)."""
         return sum(a["outcome"] == "retry" for a in ProviderHandle(self.server).attempts())
 
-    def undelivered(self) -> int:
-        """Messages not yet delivered, or given up (the outbox's pending and dead)."""
-        status = ProviderHandle(self.server).status()
+    def undelivered(self, settle_s: float = 0.0) -> int:
+        """Messages not yet delivered, or given up (the outbox's pending and dead).
+
+        With ``settle_s``, first wait (at most that long) until the provider has
+        nothing pending or in flight: an attempt whose answer a flap cut may have
+        reached the receiver already, and stays pending until its retry gets the 2xx."""
+        provider = ProviderHandle(self.server)
+        if settle_s:
+            provider.wait_idle(timeout=settle_s)
+        status = provider.status()
         return status["pending"] + status["in_flight"] + status["dead"]
 
     def reconnects(self) -> int:
