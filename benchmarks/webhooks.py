@@ -81,7 +81,15 @@ class InProcessReceivers:
             [(f"/hook/{i}", WebhookHandler, {"receiver": r}) for i, r in enumerate(self.receivers)],
             log_function=quiet_log,
         )
-        self.server = ServerThread(lambda hub: app, name="bench-receivers").start()
+
+        def factory(hub):
+            # Each receiver acknowledges after storing; its worker does the
+            # work after the 2xx, on this server's loop (as app_factory does).
+            for receiver in self.receivers:
+                receiver.start_worker()
+            return app
+
+        self.server = ServerThread(factory, name="bench-receivers").start()
         self.url = self.server.url
 
     def processed(self) -> int:

@@ -90,7 +90,7 @@ class Receiver(FailureModes, ReceiptLog, InboxWorker):
         an earlier run acknowledged and left pending."""
 
         def factory(hub: EventHub) -> Application:
-            self._start_worker()
+            self.start_worker()
             return Application(routes(self), hub=hub, state=self, log_function=quiet_log)
 
         return factory

@@ -44,7 +44,9 @@ class InboxWorker:
         else:
             loop.call_soon_threadsafe(wake.set)
 
-    def _start_worker(self) -> None:
+    def start_worker(self) -> None:
+        """Start processing on the running event loop (call it on the server's
+        loop thread, as ``Receiver.app_factory`` does at every start)."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._loop.create_task(self._work(self._wake))
