@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
+from lab.clients.base import stop_quietly
 from lab.clients.sse import ReconnectingSSEClient
 from lab.clients.websocket import RoomClient
 from lab.provider_handle import ProviderHandle
@@ -100,13 +101,7 @@ class Driver:
         return self.relay.counts()
 
     def stop(self) -> None:
-        for part in (self.client, self.relay, self.server):
-            if part is None:
-                continue
-            try:
-                part.stop() if hasattr(part, "stop") else part.close()
-            except RuntimeError:
-                pass  # a client thread that would not stop is a daemon: it dies with us
+        stop_quietly(self.client, self.relay, self.server)
 
     def __enter__(self) -> Driver:
         return self.start()

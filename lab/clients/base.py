@@ -100,6 +100,19 @@ def timed_out(exc: BaseException) -> bool:
     return isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
 
 
+def stop_quietly(*parts: object) -> None:
+    """Stop clients, relays and servers in order (``stop()``, else ``close()``),
+    skipping ``None``. A client thread that will not stop is a daemon and dies
+    with the process, so its ``RuntimeError`` does not keep the rest running."""
+    for part in parts:
+        if part is None:
+            continue
+        try:
+            part.stop() if hasattr(part, "stop") else part.close()
+        except RuntimeError:
+            pass
+
+
 def cut_connection(resp: requests.Response | None) -> None:
     """Shut down the socket under a streaming response, from any thread.
 

@@ -9,16 +9,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from lab.lessons.choosing import COLORS  # one colour per transport in every plot
 from lab.weather.presets import DEMO_FACTOR, PRESETS
 
-COLORS = {
-    "short_polling": "#999",
-    "long_polling": "#666",
-    "webhooks": "#c60",
-    "websocket": "#26a",
-    "ndjson": "#393",
-    "sse": "#7a3",
-}
 # Threads of the servers, relays, clients and the dials (``leftover_threads``).
 THREAD_PREFIXES = ("server-", "weather-", "short-polling", "long-polling", "push-stream",
                    "sse", "ws-client")  # fmt: skip

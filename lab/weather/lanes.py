@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
+from lab.clients.base import stop_quietly
 from lab.clients.sse import ReconnectingSSEClient
 from lab.clients.websocket import RoomClient
 from lab.provider_handle import ProviderHandle
@@ -95,13 +96,7 @@ class Lane:
         return 0
 
     def stop(self) -> None:
-        for part in (self.client, self.relay, self.server):
-            if part is None:
-                continue
-            try:
-                part.stop() if hasattr(part, "stop") else part.close()
-            except RuntimeError:
-                pass  # a client thread that would not stop is a daemon: it dies with us
+        stop_quietly(self.client, self.relay, self.server)
 
 
 class ShortPolling(Lane):
