@@ -135,6 +135,24 @@ def test_disable_hold_reenable_replay_each_event_once(make):
     assert doc["endpoints"][0]["status"] == "active" and doc["alerts"][-1]["kind"] == "reenabled"
 
 
+def test_deleting_a_disabled_endpoint_dead_letters_what_it_held(make):
+    p = make(schedule=WINDOW, alert_after=2, disable_after_s=0.3)
+    p.rserver.stop()
+    p.publish(1)
+    assert wait_until(lambda: p.health()["status"] == "disabled", timeout=5)
+    p.publish(2)
+    assert wait_until(lambda: p.health()["held"] == 3)
+    answer = requests.delete(f"{p.pserver.url}/subscriptions/{p.sub.id}", timeout=5)
+    assert answer.status_code == 200 and answer.json() == {"deleted": p.sub.id}
+    # Not left held for an endpoint that no longer exists: dead letters, listed, with why.
+    dead = p.provider.dead_letters()
+    assert len(dead) == 3 and {m.last_error for m in dead} == {"subscription deleted"}
+    assert p.provider.messages("held") == [] and p.provider.status()["pending"] == 0
+    assert (
+        requests.delete(f"{p.pserver.url}/subscriptions/{p.sub.id}", timeout=5).status_code == 404
+    )
+
+
 def test_health_and_disabled_state_survive_a_provider_restart(make):
     p = make(schedule=WINDOW, alert_after=2, disable_after_s=0.3)
     p.rserver.stop()

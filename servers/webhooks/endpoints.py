@@ -165,8 +165,14 @@ class Endpoints:
             self.outbox.kill_pending(endpoint_id, f"subscription disabled: {reason}")
 
     def delete(self, endpoint_id: str) -> bool:
+        """Unsubscribe. What it had not received yet (pending or held) becomes
+        dead letters in the same transaction: listed, replayable, not lost."""
         self._by_id.pop(endpoint_id, None)
-        return self._write("DELETE FROM subscriptions WHERE id=?", (endpoint_id,)) > 0
+        found = self._write("DELETE FROM subscriptions WHERE id=?", (endpoint_id,), commit=False)
+        if found:
+            self.outbox.kill_pending(endpoint_id, "subscription deleted")
+        self.outbox.commit()
+        return found > 0
 
     def _write(self, sql: str, args: tuple, commit: bool = True) -> int:
         self.outbox.begin()

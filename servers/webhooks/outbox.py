@@ -214,11 +214,13 @@ class Outbox:
             )
 
     def kill_pending(self, sub_id: str, reason: str) -> int:
-        """Move a disabled endpoint's pending messages to the dead letters."""
+        """Move an endpoint's undelivered messages (pending, or held while it
+        was disabled for failing) to the dead letters: none is silently left
+        behind when it is gone, and ``replay`` can still send them."""
         self.begin()
         cur = self.db.execute(
             "UPDATE messages SET status='dead', last_error=?, finished_at=? "
-            "WHERE sub_id=? AND status='pending'",
+            "WHERE sub_id=? AND status IN ('pending', 'held')",
             (reason, self.clock(), sub_id),
         )
         return cur.rowcount
