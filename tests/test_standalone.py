@@ -9,11 +9,18 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import requests
 
-MODULES = ["polling", "streaming", "sse", "websocket", "webhooks", "fanout"]
+SERVERS = Path(__file__).resolve().parent.parent / "servers"
+# Every module with a ``__main__`` entry, found rather than listed: a new
+# standalone server cannot be left out of this test.
+MODULES = sorted(
+    [p.stem for p in SERVERS.glob("*.py") if 'if __name__ == "__main__"' in p.read_text()]
+    + [p.parent.name for p in SERVERS.glob("*/__main__.py")]
+)
 
 
 @pytest.mark.skipif(os.name == "nt", reason="sends SIGINT, which Windows delivers differently")
