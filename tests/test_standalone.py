@@ -32,6 +32,10 @@ def test_runs_standalone_and_stops_on_ctrl_c(name, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A shell's background job (`cmd &` in a script) inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler: give
+        # the server the default, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: list[str] = []
     found = threading.Event()
