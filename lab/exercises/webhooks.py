@@ -203,7 +203,7 @@ def check_backoff_delays(fn: Callable[..., list], plot: bool = False) -> Feedbac
     for i, (got, exp) in enumerate(zip(delays, want, strict=True)):
         if abs(got - exp) > 1e-9:
             fb.fail(
-                f"without jitter, delay {i} should be {exp:g} s "
+                f"without jitter, delays[{i}] should be {exp:g} s "
                 f"(base * factor**{i - 1}, at most cap), got {got!r}"
             )
             break
