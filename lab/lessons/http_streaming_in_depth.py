@@ -3,7 +3,7 @@
 * ``HeartbeatPanel``: a slider that sets the server's heartbeat interval,
   with the heartbeat and watchdog counters.
 * ``stuck_reader``: a raw socket that asks for the SSE stream and never reads.
-* ``access_log``: the server's access-log lines, captured while a block runs.
+* ``access_log``: the server's access-log lines (``lab.wire.access_log``).
 * ``BrowserRace``: your browser's ``fetch()`` of NDJSON against its
   ``EventSource``, both through jupyter-server-proxy (the Race button).
 """
@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import html
-import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from lab.waiting import wait_until
+from lab.wire.access_log import access_log  # noqa: F401 (for the notebook)
 from servers.runtime import ServerThread
 
 # -- heartbeats ----------------------------------------------------------------------
@@ -122,28 +120,6 @@ def stuck_reader(
 
 
 # -- securing a stream ---------------------------------------------------------------
-
-
-@contextmanager
-def access_log() -> Iterator[list[str]]:
-    """The lines ``tornado.access`` logs while the block runs (and only there)."""
-    lines: list[str] = []
-
-    class Capture(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    capture, log = Capture(), logging.getLogger("tornado.access")
-    old = log.level, log.propagate
-    log.addHandler(capture)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # only our capture, not the kernel's log output
-    try:
-        yield lines
-    finally:
-        log.removeHandler(capture)
-        log.setLevel(old[0])
-        log.propagate = old[1]
 
 
 # -- the race in your browser ----------------------------------------------------------

@@ -29,9 +29,9 @@ import trustme
 import websocket  # websocket-client
 from IPython.display import HTML
 
-from lab.lessons.http_streaming_in_depth import access_log  # noqa: F401 (for the notebook)
 from lab.lessons.websockets import percentile
 from lab.waiting import wait_until
+from lab.wire.access_log import access_log  # noqa: F401 (for the notebook)
 from lab.wire.relay import CountingRelay
 from lab.wire.websocket import Frame, RawWebSocket, parse_close
 
