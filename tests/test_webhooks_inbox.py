@@ -151,7 +151,8 @@ def test_processing_that_throws_is_retried_later_not_absorbed():
         assert deliver(url, "msg_t", 7).status_code == 200
         # The provider's retry of the same id, while it waits: 2xx, not redone.
         assert deliver(url, "msg_t", 7).json() == {"status": "duplicate"}
-        assert wait_until(lambda: done == [7])
+        # done fills inside the transaction; processed_once counts after its commit
+        assert wait_until(lambda: rec.processed_once == 1) and done == [7]
         assert rec.processed == {"msg_t": 1}
         assert rec.processing_failures == 1 and rec.pending == 0
         assert any("will retry" in r.verdict for r in rec.last_receipts())
