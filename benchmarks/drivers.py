@@ -15,29 +15,21 @@ Every driver does the same four things, so the harness can treat them alike:
   Linux, macOS and Windows).
 
 No toy implementations: if a transport's server or client changes, the
-harness measures the change.
+harness measures the change. The server, relay and client wiring they share
+with notebook 06's weather lanes is ``lab/relayed.py``.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
-from typing import Any
 
 from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
-from lab.clients.base import stop_quietly
 from lab.clients.sse import ReconnectingSSEClient
 from lab.clients.websocket import RoomClient
-from lab.provider_handle import ProviderHandle
-from lab.recorder import ArrivalRecorder
+from lab.relayed import Relayed
 from lab.waiting import wait_until
 from lab.wire.relay import CountingRelay, Counts
 from servers import polling, sse, streaming, websocket
-from servers.runtime import ServerThread
-from servers.webhooks import signing
-from servers.webhooks.provider import provider_app
-from servers.webhooks.receiver import Receiver
 
 SHORT_POLL_INTERVAL_S = 0.05
 LONG_POLL_WAIT_S = 1.0
@@ -50,47 +42,18 @@ def _ready(predicate, failure: str) -> None:
         raise RuntimeError(failure)
 
 
-class Driver:
-    """The common part: a server, a relay, a client, a recorder."""
+class Driver(Relayed):
+    """A relayed transport (``lab/relayed.py``) behind a byte-counting relay."""
 
-    key = ""
-    label = ""
     notes = ""
 
-    def __init__(self) -> None:
-        self.recorder = ArrivalRecorder(self.key)
-        self.server: ServerThread | None = None
-        self.relay: CountingRelay | None = None
-        self.client: Any = None
-
-    # -- subclasses fill these in -------------------------------------------
-    def _start(self) -> None:
-        raise NotImplementedError
+    def make_relay(self, target_port: int, connector_is_consumer: bool = True) -> CountingRelay:
+        return CountingRelay(target_port, connector_is_consumer=connector_is_consumer)
 
     @property
     def requests_made(self) -> int | None:
         """HTTP requests the consumer made (None: not request-based)."""
         return getattr(self.client, "requests_made", None)
-
-    # -- common ---------------------------------------------------------------
-    def _serve(self, factory: Any, name: str) -> str:
-        """Start the event source's server and a relay in front of it; the
-        relay's URL is where the consumer connects."""
-        self.server = ServerThread(factory, name=name).start()
-        self.relay = CountingRelay(self.server.port)
-        return self.relay.url
-
-    def start(self) -> Driver:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def publish(self, type: str, payload: dict) -> Any:
-        assert self.server is not None
-        return self.server.publish(type, payload)
 
     def server_cpu(self) -> float:
         assert self.server is not None
@@ -100,11 +63,8 @@ class Driver:
         assert self.relay is not None
         return self.relay.counts()
 
-    def stop(self) -> None:
-        stop_quietly(self.client, self.relay, self.server)
-
     def __enter__(self) -> Driver:
-        return self.start()
+        return self.start()  # type: ignore[return-value]
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -116,7 +76,7 @@ class ShortPolling(Driver):
     notes = f"GET /events?after=N every {SHORT_POLL_INTERVAL_S * 1000:g} ms (requests.Session)"
 
     def _start(self) -> None:
-        url = self._serve(polling.make_app, "bench-polling")
+        url = self._serve(polling.make_app, "bench-polling").url
         self.client = ShortPollingClient(
             url, interval=SHORT_POLL_INTERVAL_S, recorder=self.recorder
         ).start()
@@ -129,7 +89,7 @@ class LongPolling(Driver):
     notes = f"GET /events/wait?after=N, held up to {LONG_POLL_WAIT_S:g} s (requests.Session)"
 
     def _start(self) -> None:
-        url = self._serve(polling.make_app, "bench-polling")
+        url = self._serve(polling.make_app, "bench-polling").url
         self.client = LongPollingClient(url, wait=LONG_POLL_WAIT_S, recorder=self.recorder).start()
         _ready(lambda: self.client.requests_made >= 1, "long-polling client made no request")
         time.sleep(0.05)  # let the first poll reach the server and park
@@ -144,34 +104,12 @@ class Webhooks(Driver):
     )
 
     def _start(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="bench-webhooks-")
-        secret = signing.generate_secret()
-        self.receiver = Receiver(secret, recorder=self.recorder)
-        self.receiver_server = ServerThread(
-            self.receiver.app_factory(), name="bench-receiver"
-        ).start()
-        # The provider is the one that connects: bytes it sends go to the consumer.
-        self.relay = CountingRelay(self.receiver_server.port, connector_is_consumer=False)
-        self.server = ServerThread(
-            provider_app(
-                Path(self._tmp.name) / "outbox.sqlite", allow_loopback=True, timeout_s=5.0
-            ),
-            name="bench-provider",
-        ).start()
-        ProviderHandle(self.server).subscribe(f"{self.relay.url}/webhook", ["bench.tick"], secret)
+        self.serve_webhooks("bench", "bench.tick", timeout_s=5.0)
 
     @property
     def requests_made(self) -> int:
+        assert self.receiver is not None
         return self.receiver.requests
-
-    def stop(self) -> None:
-        super().stop()
-        server = getattr(self, "receiver_server", None)
-        if server is not None:
-            server.stop()
-        tmp = getattr(self, "_tmp", None)
-        if tmp is not None:
-            tmp.cleanup()
 
 
 class WebSockets(Driver):
@@ -199,7 +137,7 @@ class NDJSON(Driver):
     notes = "one GET /stream/ndjson, chunked transfer encoding, one JSON line per event"
 
     def _start(self) -> None:
-        url = self._serve(streaming.make_app, "bench-ndjson")
+        url = self._serve(streaming.make_app, "bench-ndjson").url
         self.client = NDJSONStreamClient(url, recorder=self.recorder).start()
         _ready(
             lambda: self.client.connections >= 1,
@@ -215,7 +153,7 @@ class SSE(Driver):
     notes = "one GET /stream/sse (text/event-stream, chunked), read with sseclient-py"
 
     def _start(self) -> None:
-        url = self._serve(sse.make_app, "bench-sse")
+        url = self._serve(sse.make_app, "bench-sse").url
         self.client = ReconnectingSSEClient(url, recorder=self.recorder).start()
         if not self.client.wait_connected(1, READY_TIMEOUT_S):
             raise RuntimeError(f"SSE client did not connect: {self.client.errors[-1:]}")

@@ -7,28 +7,23 @@ pollers, heartbeats and watchdogs for the streams (``heartbeat_s``; None:
 none), reconnect with backoff and resume for all. Webhooks: the relay sits
 between the provider and the receiver (the receiver is the consumer).
 
-All relays share one ``Weather``, so turning a dial changes every lane at
-once. Times are the demo's compressed ones (``presets.DEMO_FACTOR``).
+The wiring (server, relay, client, the webhook pair) is ``lab/relayed.py``,
+shared with the benchmark drivers. All relays share one ``Weather``, so
+turning a dial changes every lane at once. Times are the demo's compressed
+ones (``presets.DEMO_FACTOR``).
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from lab.clients import LongPollingClient, NDJSONStreamClient, ShortPollingClient
-from lab.clients.base import stop_quietly
 from lab.clients.sse import ReconnectingSSEClient
 from lab.clients.websocket import RoomClient
 from lab.provider_handle import ProviderHandle
-from lab.recorder import ArrivalRecorder
+from lab.relayed import Relayed
 from lab.waiting import wait_until
 from servers import polling, sse, streaming, websocket
-from servers.runtime import ServerThread
-from servers.webhooks import signing
-from servers.webhooks.provider import provider_app
-from servers.webhooks.receiver import Receiver
 
 from .relay import Weather, WeatherRelay
 
@@ -39,36 +34,22 @@ WATCHDOG_FACTOR = 2.5  # a stream is presumed dead after 2.5 heartbeat intervals
 EVENT_TYPE = "weather.tick"
 
 
-class Lane:
-    key = ""
-    label = ""
+class Lane(Relayed):
+    """A relayed transport (``lab/relayed.py``) behind a weather relay."""
 
     def __init__(self, weather: Weather, heartbeat_s: float | None) -> None:
         self.weather = weather
         self.heartbeat_s = heartbeat_s
-        self.recorder = ArrivalRecorder(self.key)
-        self.server: ServerThread | None = None
-        self.relay: WeatherRelay | None = None
-        self.client: Any = None
+        super().__init__()
 
-    def _serve(self, factory: Any) -> WeatherRelay:
-        self.server = ServerThread(factory, name=f"weather-{self.key}").start()
-        self.relay = WeatherRelay(self.server.port, self.weather)
-        return self.relay
-
-    def start(self) -> Lane:
-        self._start()
-        return self
-
-    def _start(self) -> None:
-        raise NotImplementedError
+    def make_relay(self, target_port: int, connector_is_consumer: bool = True) -> WeatherRelay:
+        return WeatherRelay(target_port, self.weather)  # the weather hits both directions
 
     def ready(self) -> bool:
         return True
 
-    def publish(self) -> Any:
-        assert self.server is not None
-        return self.server.publish(EVENT_TYPE, {"lane": self.key})
+    def publish(self, type: str = EVENT_TYPE, payload: dict | None = None) -> Any:
+        return super().publish(type, {"lane": self.key} if payload is None else payload)
 
     def watchdog_s(self) -> float | None:
         return self.heartbeat_s * WATCHDOG_FACTOR if self.heartbeat_s else None
@@ -95,15 +76,12 @@ class Lane:
                 return getattr(client, name)
         return 0
 
-    def stop(self) -> None:
-        stop_quietly(self.client, self.relay, self.server)
-
 
 class ShortPolling(Lane):
     key, label = "short_polling", "short polling"
 
     def _start(self) -> None:
-        url = self._serve(polling.make_app).url
+        url = self._serve(polling.make_app, f"weather-{self.key}").url
         self.client = ShortPollingClient(
             url, interval=SHORT_POLL_S, timeout=REQUEST_SLACK_S, recorder=self.recorder
         ).start()
@@ -113,7 +91,7 @@ class LongPolling(Lane):
     key, label = "long_polling", "long polling"
 
     def _start(self) -> None:
-        url = self._serve(polling.make_app).url
+        url = self._serve(polling.make_app, f"weather-{self.key}").url
         self.client = LongPollingClient(
             url, wait=LONG_POLL_HOLD_S, slack=REQUEST_SLACK_S, recorder=self.recorder
         ).start()
@@ -123,19 +101,7 @@ class Webhooks(Lane):
     key, label = "webhooks", "webhooks"
 
     def _start(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="weather-webhooks-")
-        secret = signing.generate_secret()
-        self.receiver = Receiver(secret, recorder=self.recorder)
-        self.receiver_server = ServerThread(
-            self.receiver.app_factory(), name="weather-receiver"
-        ).start()
-        # The provider connects through the relay to the receiver.
-        self.relay = WeatherRelay(self.receiver_server.port, self.weather)
-        self.server = ServerThread(
-            provider_app(Path(self._tmp.name) / "outbox.sqlite", allow_loopback=True),
-            name="weather-provider",
-        ).start()
-        ProviderHandle(self.server).subscribe(f"{self.relay.url}/webhook", [EVENT_TYPE], secret)
+        self.serve_webhooks("weather", EVENT_TYPE)
 
     def arrived_twice(self) -> int:
         return self.receiver.duplicates_absorbed  # redeliveries the inbox absorbed
@@ -159,20 +125,12 @@ class Webhooks(Lane):
     def reconnects(self) -> int:
         return 0
 
-    def stop(self) -> None:
-        super().stop()
-        for part in (getattr(self, "receiver_server", None),):
-            if part is not None:
-                part.stop()
-        if getattr(self, "_tmp", None) is not None:
-            self._tmp.cleanup()
-
 
 class WebSockets(Lane):
     key, label = "websocket", "WebSocket"
 
     def _start(self) -> None:
-        relay = self._serve(websocket.app_factory(send_queue=5000))
+        relay = self._serve(websocket.app_factory(send_queue=5000), "weather-websocket")
         self.client = RoomClient(
             f"{relay.ws_url}/ws/room",
             recorder=self.recorder,
@@ -193,7 +151,7 @@ class NDJSON(Lane):
     key, label = "ndjson", "NDJSON"
 
     def _start(self) -> None:
-        url = self._serve(streaming.make_app).url
+        url = self._serve(streaming.make_app, f"weather-{self.key}").url
         self.client = NDJSONStreamClient(
             url,
             heartbeat_s=self.heartbeat_s,
@@ -216,7 +174,7 @@ class SSE(Lane):
     key, label = "sse", "SSE"
 
     def _start(self) -> None:
-        url = self._serve(sse.make_app).url
+        url = self._serve(sse.make_app, f"weather-{self.key}").url
         self.server.state.retry_ms = 100  # the reconnection delay the server announces
         self.client = ReconnectingSSEClient(
             url,
