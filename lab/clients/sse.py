@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import requests
 import sseclient
 
-from lab.clients.base import BackgroundClient, cut_connection
+from lab.clients.base import BackgroundClient, cut_connection, timed_out
 from lab.recorder import ArrivalRecorder
 from lab.waiting import wait_until
 from servers.events import Event
@@ -202,7 +202,7 @@ class ReconnectingSSEClient(BackgroundClient):
             except requests.exceptions.ConnectionError as exc:
                 if self._stop.is_set():
                     return
-                if isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc):
+                if timed_out(exc):
                     # Nothing, not even a heartbeat, for watchdog_s: the
                     # connection is presumed dead (a silent proxy, a cut cable).
                     self.watchdog_reconnects += 1
